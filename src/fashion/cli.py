@@ -1,0 +1,133 @@
+"""The `fashion` command: parse, build the config, call the library, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from fashion.errors import FashionError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+    try:
+        return args.handler(args) or 0
+    except FashionError as e:
+        print(f"fashion: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\nfashion: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashion", description=__doc__.split(":")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="show the splits and write a grid of sample images")
+    _add_data_options(data)
+    data.add_argument("--out", type=Path, default=Path("samples.png"),
+                      help="where to write the sample grid (default: samples.png)")
+    data.set_defaults(handler=cmd_data)
+
+    run = commands.add_parser("run", help="the main job: tune, retrain the best, evaluate")
+    _add_search_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    tune = commands.add_parser("tune", help="the search alone, into a run directory")
+    _add_search_options(tune)
+    tune.set_defaults(handler=cmd_tune)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder with the four original Fashion-MNIST .gz files "
+                        "(default: $FASHION_MNIST_DIR, else Keras's download)")
+    parser.add_argument("--split", choices=["seed", "standard"], help="seed: the notebook's "
+                        "6,000/4,000 split of the test images; standard: validation from training")
+    parser.add_argument("--seed", type=int, help="random seed of the whole run (default 42)")
+    parser.add_argument("--limit", type=int, help="use at most this many images per split")
+
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    from fashion.config import OBJECTIVES, PRESETS, SPACES, TUNERS
+
+    _add_data_options(parser)
+    parser.add_argument("--preset", default="default", choices=list(PRESETS),
+                        help="settings to start from (default: default; seed: the notebook's)")
+    parser.add_argument("--space", choices=SPACES, help="search space")
+    parser.add_argument("--tuner", choices=TUNERS, help="KerasTuner tuner")
+    parser.add_argument("--objective", choices=list(OBJECTIVES), help="what the search optimises")
+    parser.add_argument("--max-epochs", type=int, help="epochs of the longest trial")
+    parser.add_argument("--factor", type=int, help="Hyperband's reduction factor (>= 2)")
+    parser.add_argument("--max-trials", type=int, help="trials of the random/bayesian tuners")
+    parser.add_argument("--executions-per-trial", type=int, help="models trained per trial")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="start no new trial after this many minutes")
+    parser.add_argument("--search-patience", type=int, help="early-stopping patience in trials")
+    parser.add_argument("--final-epochs", type=int, help="most epochs of the final training")
+    parser.add_argument("--final-patience", type=int, help="early-stopping patience, final")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what --out holds instead of resuming it")
+
+
+def _config_from_args(args):
+    from fashion.config import config_from_preset
+
+    names = ("space", "tuner", "split", "objective", "max_epochs", "factor", "max_trials",
+             "executions_per_trial", "time_budget", "search_patience", "final_epochs",
+             "final_patience", "seed", "limit", "data_dir")
+    return config_from_preset(args.preset, **{n: getattr(args, n) for n in names})
+
+
+def _command_line() -> str:
+    return shlex.join(["fashion", *sys.argv[1:]])
+
+
+def cmd_data(args) -> int:
+    from fashion.config import config_from_preset
+    from fashion.data import class_counts, load_fashion_mnist, split_data
+    from fashion.report import plot_samples
+
+    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                data_dir=args.data_dir)
+    arrays, _ = load_fashion_mnist(config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    print(f"split: {splits.name}")
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
+        print(f"x_{part}: {x.shape}  y_{part}: {y.shape}  images per class: {class_counts(y)}")
+    path = plot_samples(splits.x_train, splits.y_train, args.out)
+    print(f"sample grid: {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from fashion.evaluate import format_metrics
+    from fashion.pipeline import run
+
+    result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
+                 command=_command_line())
+    print(format_metrics(result.metrics["test"]))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from fashion.pipeline import search
+
+    run_dir, _, best_hp, seconds = search(_config_from_args(args), args.out,
+                                          overwrite=args.overwrite, command=_command_line())
+    print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

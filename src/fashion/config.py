@@ -1,0 +1,114 @@
+"""One typed, validated config for every command, and the presets that fill it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fashion.errors import ConfigError
+
+SPACES = ("mlp", "cnn")
+TUNERS = ("hyperband", "random", "bayesian")
+SPLITS = ("seed", "standard")
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a run; saved as `config.json` so a run can be repeated from its folder."""
+
+    preset: str = "default"
+    space: str = "cnn"
+    tuner: str = "hyperband"
+    split: str = "seed"
+    objective: str = "val_accuracy"
+    # Hyperband: the longest a trial trains; random/bayesian: epochs of every trial.
+    max_epochs: int = 6
+    factor: int = 3
+    # Hyperband sizes itself from max_epochs and factor; the other tuners need a count.
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    # Wall-clock minutes after which no new trial starts; None searches to the end.
+    time_budget: float | None = 9.0
+    # Patience of EarlyStopping inside each trial; None trains every trial to its epochs.
+    search_patience: int | None = 2
+    final_epochs: int = 20
+    # Patience of the final EarlyStopping(restore_best_weights=True).
+    final_patience: int = 3
+    seed: int = 42
+    # Cap on images per split (a stratified sample), for smoke tests; None uses them all.
+    limit: int | None = None
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        _check_choice("space", self.space, SPACES)
+        _check_choice("tuner", self.tuner, TUNERS)
+        _check_choice("split", self.split, SPLITS)
+        _check_choice("objective", self.objective, tuple(OBJECTIVES))
+        _check_at_least("max-epochs", self.max_epochs, 1)
+        _check_at_least("factor", self.factor, 2)
+        _check_at_least("max-trials", self.max_trials, 1)
+        _check_at_least("executions-per-trial", self.executions_per_trial, 1)
+        _check_at_least("final-epochs", self.final_epochs, 1)
+        _check_at_least("final-patience", self.final_patience, 0)
+        _check_at_least("seed", self.seed, 0)
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"--time-budget must be a positive number of minutes, got "
+                              f"{self.time_budget}; leave it out to search without a budget")
+        if self.search_patience is not None:
+            _check_at_least("search-patience", self.search_patience, 0)
+        if self.limit is not None:
+            _check_at_least("limit", self.limit, 20)
+
+    @property
+    def objective_direction(self) -> str:
+        return OBJECTIVES[self.objective]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, dict] = {
+    # The notebook's search, exactly: MLP, Hyperband(max_epochs=15, factor=2), no early stopping
+    # inside trials, then EarlyStopping(restore_best_weights=True) with Keras's defaults.
+    "seed": dict(space="mlp", tuner="hyperband", max_epochs=15, factor=2, time_budget=None,
+                 search_patience=None, final_epochs=50, final_patience=0),
+    # A small CNN under a wall-clock budget: fits 20 minutes on 2 CPU cores (README has figures).
+    "default": dict(),
+}
+
+
+def config_from_preset(preset: str = "default", **overrides) -> RunConfig:
+    """Build a config from a preset, with explicit options (those not None) winning."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    chosen = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return RunConfig(preset=preset, **chosen)
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read the config saved in a run directory's `config.json`."""
+    try:
+        saved = json.loads(Path(path).read_text())["config"]
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path} is missing; `fashion run` writes it") from e
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} is not a config written by fashion ({e}); rerun `fashion run`") \
+            from e
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"--{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,201 @@
+"""Load Fashion-MNIST through Keras, from a verified local copy when one is named, and split it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from fashion import NUM_CLASSES
+from fashion.errors import DataError
+
+DATA_DIR_VARIABLE = "FASHION_MNIST_DIR"
+
+# Published by Zalando; the same figures are in shared/data/fashion-mnist/README.md.
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+# IDX header of each file: magic number then dimensions.
+IDX_HEADERS = {
+    "train-images-idx3-ubyte.gz": (2051, 60000, 28, 28),
+    "train-labels-idx1-ubyte.gz": (2049, 60000),
+    "t10k-images-idx3-ubyte.gz": (2051, 10000, 28, 28),
+    "t10k-labels-idx1-ubyte.gz": (2049, 10000),
+}
+# The notebook's split of the 10,000 test images: 6,000 validation, 4,000 test.
+SEED_SPLIT_TEST_SIZE = 0.4
+SEED_SPLIT_RANDOM_STATE = 42
+# `standard` carves as many validation images from the training set as the seed split has.
+STANDARD_VAL_SIZE = 6000
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images as float32 (N, 28, 28, 1) in [0, 1] and integer labels, per split."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """Return the local copy named by the argument or by FASHION_MNIST_DIR, if any."""
+    chosen = data_dir or os.environ.get(DATA_DIR_VARIABLE)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def check_local_copy(data_dir: Path) -> dict[str, str]:
+    """Check the four files' gzip, IDX header and SHA-256; return their checksums.
+
+    Raises:
+        DataError: naming the first missing, truncated, malformed or altered file.
+    """
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist; point --data-dir or "
+                        f"{DATA_DIR_VARIABLE} at a folder holding the four Fashion-MNIST .gz files")
+    checksums = {}
+    for name, expected_sha in SHA256.items():
+        path = data_dir / name
+        if not path.is_file():
+            raise DataError(f"{path} is missing; put the original {name} in {data_dir}")
+        _check_idx(path, IDX_HEADERS[name])
+        actual_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual_sha != expected_sha:
+            raise DataError(f"{path} has SHA-256 {actual_sha}, expected {expected_sha}; "
+                            f"replace it with the original {name}")
+        checksums[name] = actual_sha
+    return checksums
+
+
+def _check_idx(path: Path, header: tuple[int, ...]) -> None:
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} is truncated or not a gzip file ({e}); "
+                        f"replace it with the original {path.name}") from e
+    n_header = 4 * len(header)
+    found = struct.unpack(f">{len(header)}I", raw[:n_header]) if len(raw) >= n_header else ()
+    if found[:1] != header[:1]:
+        raise DataError(f"{path} has IDX magic {found[:1] or 'none'}, expected {header[0]}; "
+                        f"it is not the original {path.name}")
+    if found != header or len(raw) != n_header + int(np.prod(header[1:])):
+        raise DataError(f"{path} has IDX shape {found[1:]} and {len(raw) - n_header} data bytes, "
+                        f"expected shape {header[1:]}; replace it with the original {path.name}")
+
+
+def _keras_cache_dir() -> Path:
+    from keras.src.backend.config import keras_home
+
+    return Path(keras_home()).expanduser() / "datasets" / "fashion-mnist"
+
+
+def _link_into_keras_cache(data_dir: Path) -> None:
+    """Make `fashion_mnist.load_data()` find the verified files instead of downloading."""
+    cache = _keras_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, expected_sha in SHA256.items():
+        cached = cache / name
+        if cached.resolve() == (data_dir / name).resolve():
+            continue
+        if cached.exists() or cached.is_symlink():
+            if cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == expected_sha:
+                continue
+            raise DataError(f"Keras's cache holds a different {cached}; delete it so that "
+                            f"the verified copy in {data_dir} can be used")
+        cached.symlink_to((data_dir / name).resolve())
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None):
+    """Load the raw uint8 arrays through Keras, verified.
+
+    Args:
+        data_dir: a folder with the four original .gz files; defaults to FASHION_MNIST_DIR, then
+            to Keras's usual download into its cache.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))` and a dict of file name -> SHA-256.
+    """
+    import keras
+
+    local = resolve_data_dir(data_dir)
+    if local is not None:
+        checksums = check_local_copy(local)
+        _link_into_keras_cache(local)
+    try:
+        arrays = keras.datasets.fashion_mnist.load_data()
+    except Exception as e:  # Keras wraps network failures in several exception types.
+        raise DataError(f"could not download Fashion-MNIST ({type(e).__name__}: {e}); without a "
+                        f"network, pass --data-dir DIR or set {DATA_DIR_VARIABLE} to a folder "
+                        "holding the four original .gz files") from e
+    if local is None:
+        checksums = check_local_copy(_keras_cache_dir())
+    return arrays, checksums
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """Return uint8 (N, 28, 28) images as float32 (N, 28, 28, 1) in [0, 1], copied once."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """Return float32 one-hot targets for categorical cross-entropy."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def split_data(arrays, split: str = "seed", seed: int = 42, limit: int | None = None) -> Splits:
+    """Split raw arrays into train / validation / test and scale the pixels.
+
+    Args:
+        arrays: `((x_train, y_train), (x_test, y_test))` as from Keras.
+        split: "seed" carves validation 6,000 / test 4,000 from the test images exactly as the
+            notebook did; "standard" carves validation from the training images (seeded) and
+            keeps the full 10,000 as test, as published results do.
+        seed: random state of the standard split and of `limit`'s sampling.
+        limit: cap every split at this many images (stratified), for smoke tests.
+    """
+    (x_train, y_train), (x_test, y_test) = arrays
+    if split == "seed":
+        x_val, x_test, y_val, y_test = train_test_split(
+            x_test, y_test, test_size=SEED_SPLIT_TEST_SIZE,
+            random_state=SEED_SPLIT_RANDOM_STATE, stratify=y_test)
+    elif split == "standard":
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_train, y_train, test_size=STANDARD_VAL_SIZE, random_state=seed, stratify=y_train)
+    else:
+        raise ValueError(f"unknown split {split!r}")
+    parts = [(x_train, y_train), (x_val, y_val), (x_test, y_test)]
+    if limit is not None:
+        parts = [_stratified_sample(x, y, limit, seed) for x, y in parts]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
+    return Splits(split, scale_images(x_train), y_train.astype(np.int64),
+                  scale_images(x_val), y_val.astype(np.int64),
+                  scale_images(x_test), y_test.astype(np.int64))
+
+
+def _stratified_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int):
+    if n >= len(y):
+        return x, y
+    x_kept, _, y_kept, _ = train_test_split(x, y, train_size=n, random_state=seed, stratify=y)
+    return x_kept, y_kept
+
+
+def class_counts(labels: np.ndarray) -> list[int]:
+    """Return the number of images of each class, in class order."""
+    return np.bincount(labels, minlength=NUM_CLASSES).tolist()

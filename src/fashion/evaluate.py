@@ -1,0 +1,69 @@
+"""Metrics that are right for 10 classes, computed from predicted classes with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+from fashion import CLASS_NAMES, NUM_CLASSES
+
+# Model outputs are batched through in chunks this large: big enough to amortise per-call cost.
+PREDICT_BATCH_SIZE = 1024
+
+
+def compute_metrics(y_true: np.ndarray, probabilities: np.ndarray, split: str = "test") -> dict:
+    """Return loss, accuracy, top-2 accuracy, per-class and macro P/R/F1 and the confusion matrix.
+
+    Args:
+        y_true: integer labels, shape (n,).
+        probabilities: softmax outputs, shape (n, 10).
+        split: name recorded beside the figures, e.g. "test".
+    """
+    labels = list(range(NUM_CLASSES))
+    y_pred = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    macro = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    return {
+        "split": split,
+        "n_images": int(len(y_true)),
+        "loss": float(log_loss(y_true, probabilities, labels=labels)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "top2_accuracy": float(top_k_accuracy_score(y_true, probabilities, k=2, labels=labels)),
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+        "macro_f1": float(macro[2]),
+        "per_class": [
+            {"class_id": i, "label": CLASS_NAMES[i], "precision": float(precision[i]),
+             "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i in labels
+        ],
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate_model(model, x: np.ndarray, y_true: np.ndarray, split: str = "test") -> dict:
+    """Predict `x` with a Keras model and return `compute_metrics` of the result."""
+    probabilities = model.predict(x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    return compute_metrics(y_true, probabilities, split)
+
+
+def format_metrics(metrics: dict) -> str:
+    """Return the metrics as a plain-text table for a terminal."""
+    lines = [
+        f"{metrics['split']} split, {metrics['n_images']} images",
+        f"  loss {metrics['loss']:.4f}   accuracy {metrics['accuracy']:.4f}   "
+        f"top-2 accuracy {metrics['top2_accuracy']:.4f}   macro F1 {metrics['macro_f1']:.4f}",
+        f"  {'class':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}",
+    ]
+    for row in metrics["per_class"]:
+        lines.append(f"  {row['label']:<12} {row['precision']:>9.3f} {row['recall']:>7.3f} "
+                     f"{row['f1']:>6.3f} {row['support']:>7d}")
+    return "\n".join(lines)

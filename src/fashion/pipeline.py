@@ -1,0 +1,87 @@
+"""The main job: data -> tune -> retrain the best -> evaluate, into one run directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from fashion import rundir
+from fashion.config import RunConfig
+from fashion.data import load_fashion_mnist, split_data
+from fashion.evaluate import evaluate_model
+from fashion.train import train_best
+from fashion.tune import PROJECT_NAME, build_tuner, run_search
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict
+    best_hyperparameters: dict
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
+    """Empty the folder for a fresh run, or check that it may be resumed."""
+    if overwrite:
+        for name in rundir.ARTEFACTS:
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / PROJECT_NAME, ignore_errors=True)
+    else:
+        rundir.check_resumable(run_dir, config)
+
+
+def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
+           command: str = "", verbose: int = 1):
+    """Load the data and run the search into `run_dir`, resuming an unfinished one.
+
+    Nothing is written until the data has loaded and the directory has been checked, so bad
+    input leaves no partial run directory.
+
+    Returns:
+        `(run_dir, splits, best_hyperparameters, tuning_seconds)`.
+    """
+    run_dir = Path(run_dir) if run_dir else default_run_dir()
+    arrays, checksums = load_fashion_mnist(config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    prepare_run_dir(run_dir, config, overwrite)
+    keras.utils.set_random_seed(config.seed)
+    rundir.write_json(run_dir / rundir.CONFIG, rundir.config_record(config, checksums, command))
+
+    started = time.monotonic()
+    tuner = build_tuner(config, run_dir)
+    best_hp = run_search(tuner, splits, config, verbose=verbose)
+    rundir.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
+    return run_dir, splits, best_hp, time.monotonic() - started
+
+
+def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
+        command: str = "", verbose: int = 1) -> RunResult:
+    """Search, retrain the best from scratch, evaluate, and save every artefact of the run."""
+    run_dir, splits, best_hp, tuning_seconds = search(config, run_dir, overwrite, command, verbose)
+
+    started = time.monotonic()
+    model, history = train_best(best_hp, splits, config, verbose=verbose)
+    training_seconds = time.monotonic() - started
+    rundir.save_model(model, run_dir / rundir.MODEL)
+    rundir.write_history(run_dir / rundir.HISTORY, history)
+
+    metrics = {
+        "split": splits.name,
+        "sizes": splits.sizes(),
+        "parameters": int(model.count_params()),
+        "epochs_trained": len(next(iter(history.values()))),
+        "tuning_seconds": round(tuning_seconds, 1),
+        "training_seconds": round(training_seconds, 1),
+        "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
+        "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
+    }
+    rundir.write_json(run_dir / rundir.METRICS, metrics)
+    return RunResult(run_dir, metrics, best_hp.values)

@@ -1,0 +1,34 @@
+import pytest
+
+from fashion.config import PRESETS, RunConfig, config_from_preset
+from fashion.errors import ConfigError
+
+
+def test_seed_preset_is_the_notebooks_search():
+    config = config_from_preset("seed")
+    assert (config.space, config.tuner, config.max_epochs, config.factor) == \
+        ("mlp", "hyperband", 15, 2)
+    assert config.objective == "val_accuracy" and config.objective_direction == "max"
+
+
+def test_explicit_options_win_over_the_preset():
+    config = config_from_preset("seed", max_epochs=3, factor=None)
+    assert config.max_epochs == 3 and config.factor == PRESETS["seed"]["factor"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(factor=1), "--factor must be an integer >= 2"),
+    (dict(time_budget=-5.0), "--time-budget must be a positive number"),
+    (dict(tuner="grid"), "unknown tuner 'grid'"),
+    (dict(space="rnn"), "unknown space 'rnn'"),
+    (dict(max_epochs=0), "--max-epochs must be an integer >= 1"),
+    (dict(limit=5), "--limit must be an integer >= 20"),
+])
+def test_absurd_options_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(**changes)
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        config_from_preset("fast")

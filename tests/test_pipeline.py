@@ -1,0 +1,110 @@
+"""The main job end to end, at tiny scale, through the CLI as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fashion import rundir
+from fashion.cli import main
+
+TINY = ["--limit", "200", "--tuner", "random", "--max-trials", "2", "--max-epochs", "1",
+        "--final-epochs", "1"]
+
+
+def _fashion(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fashion.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+
+
+def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
+    out = tmp_path / "run"
+    done = _fashion("run", "--data-dir", str(data_dir), "--out", str(out), *TINY,
+                    env={"KERAS_MAX_STEPS_PER_EPOCH": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in rundir.ARTEFACTS:
+        assert (out / name).is_file(), name
+    assert f"run directory: {out}" in done.stdout
+    assert "accuracy" in done.stdout
+    # Keras's debugging cap reached the training: 2 steps, whatever the data size.
+    assert "Limiting steps_per_epoch to 2" in done.stderr
+    record = json.loads((out / "config.json").read_text())
+    assert record["seed"] == 42 and record["command"].startswith("fashion run")
+    assert set(record["data_sha256"]) == {"train-images-idx3-ubyte.gz",
+                                          "train-labels-idx1-ubyte.gz",
+                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
+    assert {"keras", "keras-tuner", "numpy", "python"} <= set(record["versions"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n_images"] == 200 and 0 <= metrics["test"]["accuracy"] <= 1
+    assert len(rundir.read_history(out / "history.csv")["loss"]) == metrics["epochs_trained"]
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert "learning_rate" in best
+
+
+def test_a_finished_run_is_not_overwritten(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    code = main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY])
+    assert code == 1
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--factor", "1"], 2, "--factor must be an integer >= 2"),
+    (["--time-budget", "-3"], 2, "--time-budget must be a positive number"),
+    (["--data-dir", "/nonexistent/fmnist"], 1, "does not exist"),
+])
+def test_bad_input_exits_non_zero_and_writes_nothing(data_dir, tmp_path, capsys, args, code,
+                                                     message):
+    out = tmp_path / "run"
+    argv = ["run", "--out", str(out), *TINY, *args]
+    if "--data-dir" not in args:
+        argv += ["--data-dir", str(data_dir)]
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_corrupt_data_leaves_no_run_directory(data_dir, tmp_path, capsys):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for path in data_dir.glob("*.gz"):
+        (bad / path.name).symlink_to(path)
+    (bad / "t10k-labels-idx1-ubyte.gz").unlink()
+    (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    out = tmp_path / "run"
+    assert main(["run", "--data-dir", str(bad), "--out", str(out), *TINY]) == 1
+    assert "t10k-labels-idx1-ubyte.gz is truncated or not a gzip file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_no_network_and_no_local_copy_is_explained(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "FASHION_MNIST_DIR"}
+    env["KERAS_HOME"] = str(tmp_path / "empty-keras-home")
+    done = subprocess.run([sys.executable, "-m", "fashion.cli", "data", "--out",
+                           str(tmp_path / "s.png")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 1
+    assert "pass --data-dir DIR or set FASHION_MNIST_DIR" in done.stderr.splitlines()[-1]
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_unknown_tuner_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--tuner", "grid"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'grid'" in capsys.readouterr().err
+
+
+def test_data_command_prints_the_splits_and_writes_the_grid(data_dir, tmp_path, capsys):
+    out = tmp_path / "samples.png"
+    assert main(["data", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "x_train: (60000, 28, 28, 1)" in printed and "x_val: (6000, 28, 28, 1)" in printed
+    assert "x_test: (4000, 28, 28, 1)" in printed and "[600, 600, 600" in printed
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

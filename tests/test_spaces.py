@@ -1,0 +1,75 @@
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from fashion.spaces import (
+    MLP_LEARNING_RATES,
+    AugmentedBatches,
+    CNNHyperModel,
+    MLPHyperModel,
+    build_hypermodel,
+)
+
+
+def _dense_units(model):
+    return [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+@pytest.mark.parametrize("depth", [1, 9])
+def test_mlp_builds_at_every_depth(depth):
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("num_layers", depth)
+    model = MLPHyperModel().build(hp)
+    assert _dense_units(model) == [24] * depth + [10]
+    assert model.output_shape == (None, 10)
+    assert model.layers[-1].activation is keras.activations.softmax
+
+
+def test_mlp_space_is_the_notebooks():
+    hp = keras_tuner.HyperParameters()
+    MLPHyperModel().build(hp)
+    units = hp._hps["layer_units_0"][0]
+    assert (units.min_value, units.max_value, units.step) == (24, 576, 24)
+    assert hp._hps["num_layers"][0].max_value == 9
+    assert hp._hps["learning_rate"][0].values == MLP_LEARNING_RATES
+    assert MLP_LEARNING_RATES == [1.0, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6]
+
+
+def test_mlp_layer_units_are_only_active_up_to_the_depth():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("num_layers", 2)
+    MLPHyperModel().build(hp)
+    hp.values["layer_units_5"] = 48
+    assert hp.is_active("layer_units_1") and not hp.is_active("layer_units_5")
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_cnn_builds_and_fits_one_step(blocks):
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("conv_blocks", blocks)
+    hp.Fixed("augment", True)
+    hypermodel = CNNHyperModel(seed=0)
+    model = hypermodel.build(hp)
+    x = np.random.rand(64, 28, 28, 1).astype("float32")
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.output_shape == (None, 10)
+
+
+def test_augmented_batches_flip_and_shift_but_keep_labels():
+    x = np.zeros((10, 28, 28, 1), dtype="float32")
+    x[:, 10:18, 2:6] = 1.0  # a bar near the left edge
+    y = np.arange(10)
+    batches = AugmentedBatches(x, y, batch_size=10, seed=3)
+    images, labels = batches[0]
+    assert images.shape == x.shape and len(batches) == 1
+    np.testing.assert_array_equal(np.sort(labels), y)
+    assert images.sum() == pytest.approx(x.sum())  # shifted within the padding, nothing lost
+    assert (images != x).any()
+
+
+def test_build_hypermodel_by_name():
+    assert isinstance(build_hypermodel("mlp"), MLPHyperModel)
+    assert isinstance(build_hypermodel("cnn"), CNNHyperModel)
