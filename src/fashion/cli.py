@@ -69,6 +69,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executions-per-trial", type=int, help="models trained per trial")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
                         help="start no new trial after this many minutes")
+    parser.add_argument("--search-images", type=int,
+                        help="training images the search sees (stratified sample)")
     parser.add_argument("--search-patience", type=int, help="early-stopping patience in trials")
     parser.add_argument("--final-epochs", type=int, help="most epochs of the final training")
     parser.add_argument("--final-patience", type=int, help="early-stopping patience, final")
@@ -78,12 +80,12 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args):
-    from fashion.config import config_from_preset
+    from dataclasses import fields
 
-    names = ("space", "tuner", "split", "objective", "max_epochs", "factor", "max_trials",
-             "executions_per_trial", "time_budget", "search_patience", "final_epochs",
-             "final_patience", "seed", "limit", "data_dir")
-    return config_from_preset(args.preset, **{n: getattr(args, n) for n in names})
+    from fashion.config import RunConfig, config_from_preset
+
+    options = {f.name: getattr(args, f.name, None) for f in fields(RunConfig) if f.name != "preset"}
+    return config_from_preset(args.preset, **options)
 
 
 def _command_line() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -19,8 +20,8 @@ DATA_DIR_VARIABLE = "FASHION_MNIST_DIR"
 
 # Published by Zalando; the same figures are in shared/data/fashion-mnist/README.md.
 SHA256 = {
-    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",  # noqa: E501
     "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
     "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
@@ -187,6 +188,14 @@ def split_data(arrays, split: str = "seed", seed: int = 42, limit: int | None = 
     return Splits(split, scale_images(x_train), y_train.astype(np.int64),
                   scale_images(x_val), y_val.astype(np.int64),
                   scale_images(x_test), y_test.astype(np.int64))
+
+
+def sample_train(splits: Splits, n: int | None, seed: int) -> Splits:
+    """Return the splits with at most `n` training images (stratified), e.g. for a cheap search."""
+    if n is None or n >= len(splits.y_train):
+        return splits
+    x_train, y_train = _stratified_sample(splits.x_train, splits.y_train, n, seed)
+    return dataclasses.replace(splits, x_train=x_train, y_train=y_train)
 
 
 def _stratified_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int):

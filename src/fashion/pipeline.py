@@ -11,7 +11,7 @@ import keras
 
 from fashion import rundir
 from fashion.config import RunConfig
-from fashion.data import load_fashion_mnist, split_data
+from fashion.data import load_fashion_mnist, sample_train, split_data
 from fashion.evaluate import evaluate_model
 from fashion.train import train_best
 from fashion.tune import PROJECT_NAME, build_tuner, run_search
@@ -57,7 +57,8 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
 
     started = time.monotonic()
     tuner = build_tuner(config, run_dir)
-    best_hp = run_search(tuner, splits, config, verbose=verbose)
+    search_splits = sample_train(splits, config.search_images, config.seed)
+    best_hp = run_search(tuner, search_splits, config, verbose=verbose)
     rundir.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
     return run_dir, splits, best_hp, time.monotonic() - started
 
