@@ -44,7 +44,7 @@ def test_mlp_layer_units_are_only_active_up_to_the_depth():
     assert hp.is_active("layer_units_1") and not hp.is_active("layer_units_5")
 
 
-@pytest.mark.parametrize("blocks", [1, 3])
+@pytest.mark.parametrize("blocks", [2, 3])
 def test_cnn_builds_and_fits_one_step(blocks):
     hp = keras_tuner.HyperParameters()
     hp.Fixed("conv_blocks", blocks)
@@ -68,6 +68,15 @@ def test_augmented_batches_flip_and_shift_but_keep_labels():
     np.testing.assert_array_equal(np.sort(labels), y)
     assert images.sum() == pytest.approx(x.sum())  # shifted within the padding, nothing lost
     assert (images != x).any()
+
+
+def test_cnn_filters_of_a_third_block_are_only_active_with_three_blocks():
+    hp = keras_tuner.HyperParameters()
+    hp.Int("conv_blocks", 2, 3, default=3)
+    CNNHyperModel().build(hp)
+    assert hp.is_active("filters_2")
+    hp.values["conv_blocks"] = 2
+    assert hp.is_active("filters_1") and not hp.is_active("filters_2")
 
 
 def test_build_hypermodel_by_name():
