@@ -13,6 +13,7 @@ from fashion import rundir
 from fashion.config import RunConfig
 from fashion.data import load_fashion_mnist, split_data
 from fashion.evaluate import evaluate_model
+from fashion.run_report import write_report
 from fashion.train import train_best
 from fashion.tune import PROJECT_NAME, build_tuner, run_search
 
@@ -84,4 +85,5 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
         "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
     }
     rundir.write_json(run_dir / rundir.METRICS, metrics)
+    write_report(run_dir, model=model, splits=splits)
     return RunResult(run_dir, metrics, best_hp.values)
