@@ -81,7 +81,7 @@ def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = 
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=files.run_dir))
     try:
         figures = make_figures(files, splits, probabilities, staging / rundir.FIGURES)
-        title = f"fashion run {files.run_dir.resolve().name}"
+        title = f"Fashion-MNIST run {files.run_dir.resolve().name}"
         sections = build_sections(files, figures)
         (staging / rundir.REPORT_HTML).write_text(
             render_html(title, sections, staging / rundir.FIGURES))

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import tempfile
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def load_model(path: Path):
         raise ModelError(f"{path} is not a .keras file; pass a model saved by `fashion run`")
     if not path.is_file():
         raise ModelError(f"{path} is missing; `fashion run` writes it")
+    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive; Keras calls others missing
+        raise ModelError(f"{path} is not a Keras model (not a .keras zip archive); pass a model "
+                         "saved by `fashion run`")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises ValueError, KeyError, OSError... for bad files.
