@@ -9,7 +9,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from fashion import CLASS_NAMES  # noqa: E402
@@ -91,6 +96,10 @@ def plot_confusion_matrices(matrix, path: Path) -> Path:
         for text, value in zip(shown.text_.ravel(), values.ravel(), strict=True):
             if value == 0:  # empty cells stay blank so the mistakes stand out
                 text.set_text("")
+            elif text.get_text() == "0%":  # a few images are not none
+                text.set_text("<1%")
+            elif text.get_text() == "100%" and value < 1:  # nor is a few fewer than all
+                text.set_text(">99%")
         ax.set_title(title)
         ax.set(xlabel="predicted class", ylabel="true class")
     fig.suptitle("Confusion matrix, test split")
@@ -101,14 +110,16 @@ def plot_confusion_matrices(matrix, path: Path) -> Path:
 def plot_per_class_f1(per_class: list[dict], macro_f1: float, path: Path) -> Path:
     """Save F1 per class as bars, worst first, with precision and recall written beside them."""
     rows = sorted(per_class, key=lambda r: r["f1"])
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    bars = ax.barh([r["label"] for r in rows], [r["f1"] for r in rows], color="tab:blue")
-    labels = [f"{r['f1']:.3f}  (P {r['precision']:.2f}, R {r['recall']:.2f})" for r in rows]
-    ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    ax.barh([r["label"] for r in rows], [r["f1"] for r in rows], color="tab:blue")
+    for y, r in enumerate(rows):  # a column right of the axes, clear of bars and macro line
+        ax.text(1.02, y, f"F1 {r['f1']:.3f}   P {r['precision']:.2f}   R {r['recall']:.2f}",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=8.5,
+                family="monospace")
     ax.axvline(macro_f1, color="tab:red", linestyle="--", label=f"macro F1 {macro_f1:.3f}")
-    ax.set(xlim=(0, 1.32), xlabel="F1 score", title="F1 per class, test split (worst at top)")
+    ax.set(xlim=(0, 1), xlabel="F1 score", title="F1 per class, test split (worst at top)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -129,7 +140,7 @@ def plot_worst_misclassified(images: np.ndarray, y_true: np.ndarray, probabiliti
         predicted = int(probabilities[i].argmax())
         ax.imshow(images[i].squeeze(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"true: {CLASS_NAMES[y_true[i]]}\npred: {CLASS_NAMES[predicted]}\n"
-                     f"{probabilities[i, predicted]:.0%} sure", fontsize=7.5)
+                     f"{probabilities[i, predicted]:.1%} sure", fontsize=7.5)
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -147,7 +158,7 @@ def plot_tuning_history(trials: list[dict], objective: str, direction: str, path
     budgets = sorted({t["epochs"] for t in done if t["epochs"] is not None})
     for budget in budgets or [None]:
         chosen = np.array([t["epochs"] == budget for t in done])
-        label = f"trial trained {budget} epochs" if budget is not None else "trial"
+        label = f"trial of {budget} epoch(s)" if budget is not None else "trial"
         ax.scatter(numbers[chosen], scores[chosen], s=28, label=label, zorder=3)
     ax.step(numbers, best_so_far, where="post", color="black", label="best so far")
     best = int(scores.argmax() if direction == "max" else scores.argmin())
@@ -192,28 +203,38 @@ def plot_hyperparameter_effects(trials: list[dict], names: list[str], objective:
                              squeeze=False)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
+    budgets = sorted({t["epochs"] for t in done if t["epochs"] is not None}) or [None]
     for ax, name in zip(axes.ravel(), names, strict=False):
-        _plot_effect(ax, name, done, objective)
+        _plot_effect(ax, name, done, objective, budgets)
     fig.suptitle(f"Effect of each hyperparameter on {objective} (one dot per finished trial)")
-    fig.tight_layout()
+    if len(budgets) > 1:  # Hyperband: short trials score lower whatever their values
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(budgets), fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 if len(budgets) > 1 else 0, 1, 1))
     return save_figure(fig, path)
 
 
-def _plot_effect(ax, name: str, done: list[dict], objective: str) -> None:
+def _plot_effect(ax, name: str, done: list[dict], objective: str, budgets: list) -> None:
     used = [t for t in done if t["values"].get(name) is not None]
     values = [t["values"][name] for t in used]
-    scores = [t["score"] for t in used]
-    if is_numeric(values):
-        ax.scatter(values, scores, s=18, alpha=0.8)
-        if spans_decades(values) or any(name in t.get("log_sampled", ()) for t in used):
-            ax.set_xscale("log")
-        else:
-            integers = all(isinstance(v, int) for v in values)
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=integers))
-    else:
-        categories = sorted({repr(v) for v in values})
-        ax.scatter([categories.index(repr(v)) for v in values], scores, s=18, alpha=0.8)
+    numeric = is_numeric(values)
+    categories = sorted({repr(v) for v in values})
+    for budget in budgets:
+        chosen = [(v, t["score"]) for v, t in zip(values, used, strict=True)
+                  if t["epochs"] == budget]
+        xs = [v if numeric else categories.index(repr(v)) for v, _ in chosen]
+        ax.scatter(xs, [score for _, score in chosen], s=18, alpha=0.8,
+                   label=f"trial of {budget} epoch(s)")
+    if not numeric:
         ax.set_xticks(range(len(categories)), [c.strip("'") for c in categories], fontsize=8)
+    elif spans_decades(values) or any(name in t.get("log_sampled", ()) for t in used):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        integers = all(isinstance(v, int) for v in values)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=integers))
     ax.set_title(name, fontsize=9)
     ax.set_ylabel(objective, fontsize=8)
     ax.tick_params(labelsize=8)

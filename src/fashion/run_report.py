@@ -32,7 +32,10 @@ CAPTIONS = {
     "samples": "Training images of every class.",
     "tuning": "{objective} of every finished trial in the order it started, and the best so far.",
     "importance": "How much of the trials' {objective} each hyperparameter explains: a random "
-                  "forest fitted to the finished trials, as Optuna ranks importance.",
+                  "forest fitted to the finished trials, as Optuna ranks importance. A rough "
+                  "guide with few trials; a conditional hyperparameter (one that exists only for "
+                  "some values of another, like the third block's filters) also stands for its "
+                  "parent's value.",
     "effects": "{objective} against each tuned hyperparameter, most important first.",
 }
 
