@@ -32,9 +32,10 @@ def default_run_dir() -> Path:
 def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
     """Empty the folder for a fresh run, or check that it may be resumed."""
     if overwrite:
-        for name in rundir.ARTEFACTS:
+        for name in (*rundir.ARTEFACTS, rundir.REPORT_HTML, rundir.REPORT_MD):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / PROJECT_NAME, ignore_errors=True)
+        shutil.rmtree(run_dir / rundir.FIGURES, ignore_errors=True)  # no stale report survives
     else:
         rundir.check_resumable(run_dir, config)
 
