@@ -42,7 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="the search alone, into a run directory")
     _add_search_options(tune)
     tune.set_defaults(handler=cmd_tune)
+    _add_evaluation_commands(commands)
     return parser
+
+
+def _add_evaluation_commands(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="metrics of a saved .keras model on the test "
+                                   "split")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="a .keras file, e.g. "
+                          "RUN_DIR/model.keras (loaded in safe mode)")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    report = commands.add_parser("report", help="rebuild report.html and report.md of a run "
+                                 "directory from its saved files")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    report.add_argument("--data-dir", help="folder of the Fashion-MNIST .gz files, for the image "
+                        "figures (default: the run's, else $FASHION_MNIST_DIR)")
+    report.set_defaults(handler=cmd_report)
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +146,37 @@ def cmd_tune(args) -> int:
                                           overwrite=args.overwrite, command=_command_line())
     print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
     print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from fashion.config import config_from_preset
+    from fashion.data import load_fashion_mnist, split_data
+    from fashion.evaluate import evaluate_model, format_metrics
+    from fashion.rundir import load_model
+
+    model = load_model(args.model)  # first: a bad model file fails before the data loads
+    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                data_dir=args.data_dir)
+    arrays, _ = load_fashion_mnist(config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    metrics = evaluate_model(model, splits.x_test, splits.y_test, "test")
+    if args.json:
+        print(json.dumps({"model": str(args.model), "split": splits.name, "test": metrics},
+                         indent=2))
+    else:
+        print(f"model: {args.model}   data split: {splits.name}")
+        print(format_metrics(metrics))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fashion.run_report import write_report
+
+    path = write_report(args.run_dir, data_dir=args.data_dir)
+    print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
     return 0
 
 

@@ -19,3 +19,7 @@ class DataError(FashionError):
 
 class RunDirError(FashionError):
     """A run directory that is missing files, or would be overwritten."""
+
+
+class ModelError(FashionError):
+    """A model file that is not a Keras model, does not fit Fashion-MNIST, or is unsafe to load."""

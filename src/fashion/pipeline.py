@@ -13,6 +13,7 @@ from fashion import rundir
 from fashion.config import RunConfig
 from fashion.data import load_fashion_mnist, sample_train, split_data
 from fashion.evaluate import evaluate_model
+from fashion.run_report import write_report
 from fashion.train import train_best
 from fashion.tune import PROJECT_NAME, build_tuner, run_search
 
@@ -31,9 +32,10 @@ def default_run_dir() -> Path:
 def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
     """Empty the folder for a fresh run, or check that it may be resumed."""
     if overwrite:
-        for name in rundir.ARTEFACTS:
+        for name in (*rundir.ARTEFACTS, rundir.REPORT_HTML, rundir.REPORT_MD):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / PROJECT_NAME, ignore_errors=True)
+        shutil.rmtree(run_dir / rundir.FIGURES, ignore_errors=True)  # no stale report survives
     else:
         rundir.check_resumable(run_dir, config)
 
@@ -85,4 +87,5 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
         "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
     }
     rundir.write_json(run_dir / rundir.METRICS, metrics)
+    write_report(run_dir, model=model, splits=splits)
     return RunResult(run_dir, metrics, best_hp.values)

@@ -8,11 +8,12 @@ import json
 import os
 import platform
 import tempfile
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from fashion.config import RunConfig
-from fashion.errors import RunDirError
+from fashion.errors import ModelError, RunDirError
 
 CONFIG = "config.json"
 BEST_HYPERPARAMETERS = "best_hyperparameters.json"
@@ -20,6 +21,9 @@ MODEL = "model.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 ARTEFACTS = (CONFIG, BEST_HYPERPARAMETERS, MODEL, HISTORY, METRICS)
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+FIGURES = "figures"
 LIBRARIES = ("fashion", "keras", "keras-tuner", "tensorflow", "tensorflow-cpu", "jax", "torch",
              "numpy", "scikit-learn", "matplotlib", "pillow")
 
@@ -50,6 +54,46 @@ def save_model(model, path: Path) -> None:
     partial = path.with_name(f".partial-{path.name}")
     model.save(partial)
     os.replace(partial, path)
+
+
+def load_model(path: Path):
+    """Load a `.keras` model with `safe_mode=True`, refusing anything else with a clear error.
+
+    Safe mode refuses Python code hidden in the file (a `Lambda` layer's bytecode), so a model
+    from elsewhere cannot run code on load. The model is not compiled: it is only used to predict.
+    """
+    import keras
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelError(f"{path} is not a .keras file; pass a model saved by `fashion run`")
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; `fashion run` writes it")
+    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive; Keras calls others missing
+        raise ModelError(f"{path} is not a Keras model (not a .keras zip archive); pass a model "
+                         "saved by `fashion run`")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # Keras raises ValueError, KeyError, OSError... for bad files.
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        if "safe_mode" in str(e):
+            raise ModelError(f"{path} needs unsafe deserialisation ({reason[:80]}...); refused: "
+                             "use a model saved by `fashion run`") from e
+        raise ModelError(f"{path} is not a readable Keras model ({type(e).__name__}: {reason}); "
+                         "pass a model saved by `fashion run`") from e
+    _check_model_shapes(path, model)
+    return model
+
+
+def _check_model_shapes(path: Path, model) -> None:
+    from fashion import NUM_CLASSES
+    from fashion.spaces import INPUT_SHAPE
+
+    inputs, outputs = getattr(model, "input_shape", None), getattr(model, "output_shape", None)
+    if not (isinstance(inputs, tuple) and tuple(inputs[1:]) == INPUT_SHAPE
+            and isinstance(outputs, tuple) and tuple(outputs[1:]) == (NUM_CLASSES,)):
+        raise ModelError(f"{path} maps {inputs} to {outputs}, not 28x28x1 images to "
+                         f"{NUM_CLASSES} class probabilities; pass a Fashion-MNIST classifier")
 
 
 def write_json(path: Path, data) -> None:
