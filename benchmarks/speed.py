@@ -11,7 +11,9 @@ Prints one table (issue 7), every row measured in this run on this machine:
 - single-image latency p50/p99 in process (a compiled function, not `model.predict`) and
   throughput for a batch of 10,000 images, with Keras and with ONNX Runtime;
 - the peak resident memory (ru_maxrss) of each measurement, each run in its own subprocess so
-  the figure is its own and no measurement inherits another's threads or compiled graphs.
+  the figure is its own and no measurement inherits another's threads or compiled graphs;
+- GFLOP/s achieved (Dense and Conv2D multiply-adds; training counted as 3x the forward pass)
+  against the machine's float32 matmul rate, to tell compute-bound rows from overhead-bound ones.
 
 Epoch figures are medians over the epochs after the first (which pays for tracing and XLA
 compilation); epochs train without validation so they time training alone. The goals of
@@ -20,7 +22,7 @@ issue 7 are judged from images/s, so a --quick run projects them onto a 60,000-i
 Run from the repository root:
 
     PYTHONPATH=src python benchmarks/speed.py             # full size; < 15 minutes on 2 cores
-    PYTHONPATH=src python benchmarks/speed.py --quick     # 6,000 images, 2 epochs: ~2 minutes
+    PYTHONPATH=src python benchmarks/speed.py --quick     # 6,400 images, 2 epochs: a check
     PYTHONPATH=src python benchmarks/speed.py --markdown  # the table as Markdown
 
 Timings are only worth reporting on an otherwise idle machine: the header prints the load
@@ -52,7 +54,7 @@ FULL_EPOCH_IMAGES = 60_000
 # tuner_images None: the default search sample, RunConfig.search_images. --quick takes 6,400
 # images, not 6,000, so that every batch size divides them: a partial last batch would make
 # XLA compile a second program inside the timed epochs.
-FULL = dict(images=None, epochs=4, latency_calls=1000, throughput_repeats=3, tuner_trials=3,
+FULL = dict(images=None, epochs=5, latency_calls=1000, throughput_repeats=3, tuner_trials=3,
             tuner_images=None, tuner_val_images=None)
 QUICK = dict(images=6400, epochs=2, latency_calls=200, throughput_repeats=1, tuner_trials=2,
              tuner_images=2000, tuner_val_images=1000)
@@ -147,6 +149,36 @@ def build_model(family: str, settings: str):
     return hypermodel, hp, model
 
 
+def forward_flops(model) -> int:
+    """Floating-point operations of one image's forward pass through Dense and Conv2D layers.
+
+    A multiply-add counts 2; activations, pooling and batch norm are a few percent and left
+    out. Training costs about 3x this: the backward pass computes two products of the same size.
+    """
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += 2 * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.layers.Conv2D):
+            height, width = layer.output.shape[1:3]
+            total += 2 * height * width * int(np.prod(layer.kernel.shape))
+    return total
+
+
+def measure_matmul_peak(size: int = 2048, repeats: int = 10) -> dict:
+    """The machine's float32 matrix-multiply rate, the yardstick for every GFLOP/s figure."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return {"gflops": 2 * size**3 / best / 1e9, "size": size}
+
+
 def measure_keras_training(family: str, settings: str, cfg: dict) -> dict:
     _, x, y = load_train(cfg["images"])
     hypermodel, hp, model = build_model(family, settings)
@@ -157,7 +189,8 @@ def measure_keras_training(family: str, settings: str, cfg: dict) -> dict:
     else:
         hypermodel.fit(hp, model, x, y, epochs=cfg["epochs"], callbacks=[timer], verbose=0)
     return {**epoch_figures(timer.seconds, len(x)), "jit_compile": str(model.jit_compile),
-            "steps_per_execution": model.steps_per_execution}
+            "steps_per_execution": model.steps_per_execution,
+            "flops_per_image": 3 * forward_flops(model)}
 
 
 def torch_cnn(filters, kernel_size, dense_units, dropout):
@@ -195,7 +228,7 @@ def measure_torch_training(cfg: dict) -> dict:
     # The Keras CNN's defaults, read from the HyperModel so both sides train the same network:
     # `build` registers the architecture's, and `fit` on a stand-in model hands the batch size.
     hypermodel, hp = CNNHyperModel(), keras_tuner.HyperParameters()
-    hypermodel.build(hp)
+    keras_model = hypermodel.build(hp)
     batch_size = hypermodel.fit(hp, BatchSizeOfFit(), splits.x_train, splits.y_train)
     x = torch.from_numpy(np.ascontiguousarray(splits.x_train.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(splits.y_train)
@@ -218,7 +251,7 @@ def measure_torch_training(cfg: dict) -> dict:
             optimizer.step()
         seconds.append(time.perf_counter() - start)
     return {**epoch_figures(seconds, len(x)), "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "flops_per_image": 3 * forward_flops(keras_model)}
 
 
 def measure_tuner_overhead(cfg: dict) -> dict:
@@ -327,10 +360,17 @@ def measure_keras_predict(family: str, cfg: dict, onnx_path: str | None) -> dict
     predict = keras_predict_function(model)
     p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
     throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
-    result = {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput, "peak_mib": peak_mib()}
+    result = {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput, "peak_mib": peak_mib(),
+              "flops_per_image": forward_flops(model)}
     if onnx_path:
         result["onnx"] = export_onnx(model, onnx_path)
+        # The ONNX Runtime process reads the same images from here, so it needs no TensorFlow.
+        np.save(images_path(onnx_path), images)
     return result
+
+
+def images_path(onnx_path: str) -> Path:
+    return Path(onnx_path).with_suffix(".images.npy")
 
 
 def export_onnx(model, path: str) -> str:
@@ -351,7 +391,8 @@ def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
 
     session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    images = predict_images(PREDICT_IMAGES)
+    images = np.load(images_path(onnx_path))
+    reset_peak_memory()
 
     def predict(batch):
         return session.run(None, {name: batch})[0]
@@ -387,6 +428,8 @@ def run_measurement(args) -> dict:
     if kind == "train":
         family, settings = variant.split("-")
         result = measure_keras_training(family, settings, cfg)
+    elif kind == "matmul":
+        result = measure_matmul_peak()
     elif kind == "torch":
         result = measure_torch_training(cfg)
     elif kind == "tuner":
@@ -413,6 +456,7 @@ class Row:
     p50_ms: float | None = None
     p99_ms: float | None = None
     peak_mib: float | None = None
+    gflops: float | None = None
     goal: str = ""
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
@@ -420,7 +464,8 @@ class Row:
 
 def run_child(name: str, args, onnx_path: str | None = None) -> tuple[dict | None, str]:
     """Run one measurement in a fresh interpreter; return its figures, or None and why not."""
-    command = [sys.executable, __file__, "--child", name] + (["--quick"] if args.quick else [])
+    quick = args is not None and args.quick
+    command = [sys.executable, __file__, "--child", name] + (["--quick"] if quick else [])
     if onnx_path:
         command += ["--onnx-path", onnx_path]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -445,6 +490,22 @@ def has_module(name: str) -> bool:
 
 def verdict(passed: bool) -> str:
     return "PASS" if passed else "MISS"
+
+
+def achieved_gflops(f: dict, flops_per_image: int | None = None) -> float:
+    return f["images_per_s"] * (flops_per_image or f["flops_per_image"]) / 1e9
+
+
+def peak_row(notes: list[str]) -> Row:
+    f, why = run_child("matmul", None)
+    row = Row("Machine peak: float32 matmul (NumPy)")
+    if not f:
+        notes.append(why)
+        return row
+    row.gflops, row.peak_mib = f["gflops"], f["peak_mib"]
+    row.notes.append(f"best of 10 products of {f['size']}x{f['size']} matrices; "
+                     "the yardstick of the GFLOP/s column")
+    return row
 
 
 def training_rows(args, notes: list[str]) -> list[Row]:
@@ -475,6 +536,8 @@ def training_rows(args, notes: list[str]) -> list[Row]:
         f = figures.get(key)
         rows[key] = Row(label, **({k: f[k] for k in ("epoch_s", "images_per_s", "peak_mib")}
                                   if f else {}))
+        if f:
+            rows[key].gflops = achieved_gflops(f)
 
     mlp, mlp_keras = figures[("mlp", "fashion")], figures[("mlp", "keras")]
     if mlp:
@@ -530,6 +593,7 @@ def prediction_rows(args, notes: list[str], directory: str) -> list[Row]:
             notes.append(why)
         rows.append(prediction_row(f"{family.upper()} predict, Keras compiled function",
                                    keras_figures))
+        flops = keras_figures["flops_per_image"] if keras_figures else None
         if onnx_path is None:
             notes.append("ONNX Runtime skipped: onnxruntime is not installed.")
         elif keras_figures and Path(onnx_path).is_file():
@@ -538,18 +602,19 @@ def prediction_rows(args, notes: list[str], directory: str) -> list[Row]:
                 notes.append(why)
             rows.append(prediction_row(
                 f"{family.upper()} predict, ONNX Runtime ({keras_figures['onnx']})",
-                onnx_figures))
+                onnx_figures, flops))
         else:
             notes.append(f"ONNX Runtime skipped for the {family.upper()}: export failed.")
     return rows
 
 
-def prediction_row(label: str, f: dict | None) -> Row:
+def prediction_row(label: str, f: dict | None, flops_per_image: int | None = None) -> Row:
     row = Row(label)
     if not f:
         return row
     row.p50_ms, row.p99_ms = f["p50_ms"], f["p99_ms"]
     row.images_per_s, row.peak_mib = f["images_per_s"], f["peak_mib"]
+    row.gflops = achieved_gflops(f, flops_per_image)
     row.goal = (f"p50 <= {GOAL_P50_MS:g} ms; {PREDICT_IMAGES:,} images at "
                 f">= {GOAL_BATCH_IMAGES_PER_S:,}/s")
     row.verdict = verdict(f["p50_ms"] <= GOAL_P50_MS
@@ -594,15 +659,22 @@ def cell(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def format_table(rows: list[Row], markdown: bool) -> str:
-    header = ["Measurement", "s/epoch", "images/s", "p50 ms", "p99 ms", "peak MiB", "Goal",
-              "Result", "Notes"]
+def gflops_cell(gflops: float | None, peak: float | None) -> str:
+    if gflops is None:
+        return "-"
+    return f"{gflops:,.1f}" + (f" ({100 * gflops / peak:.0f}%)" if peak else "")
+
+
+def format_table(rows: list[Row], markdown: bool, peak: float | None) -> str:
+    header = ["Measurement", "s/epoch", "images/s", "p50 ms", "p99 ms", "peak MiB",
+              "GFLOP/s (% peak)", "Goal", "Result", "Notes"]
     body = [[r.what, cell(r.epoch_s, 2), cell(r.images_per_s, 0), cell(r.p50_ms, 3),
-             cell(r.p99_ms, 3), cell(r.peak_mib, 0), r.goal, r.verdict, "; ".join(r.notes)]
+             cell(r.p99_ms, 3), cell(r.peak_mib, 0), gflops_cell(r.gflops, peak), r.goal,
+             r.verdict, "; ".join(r.notes)]
             for r in rows]
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---", *["---:"] * 5, "---", "---", "---"]) + "|"]
+                 "|" + "|".join(["---", *["---:"] * 6, "---", "---", "---"]) + "|"]
         return "\n".join(lines + ["| " + " | ".join(line) + " |" for line in body])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True))
@@ -612,7 +684,7 @@ def format_table(rows: list[Row], markdown: bool) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="6,000 images and 2 epochs: checks the script in ~2 minutes")
+                        help="6,400 images and 2 epochs: checks the script in a few minutes")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--onnx-path", help=argparse.SUPPRESS)
@@ -625,9 +697,10 @@ def main(argv=None):
     header = machine_header(args)
     start = time.monotonic()
     notes: list[str] = []
+    peak = peak_row(notes)
     with tempfile.TemporaryDirectory() as directory:
-        rows = training_rows(args, notes) + [tuner_row(args, notes)] \
-            + prediction_rows(args, notes, directory)
+        rows = [peak, *training_rows(args, notes), tuner_row(args, notes),
+                *prediction_rows(args, notes, directory)]
     notes.append(f"benchmark took {time.monotonic() - start:.0f} s")
     if args.quick:
         notes.append("--quick: figures check the script, they are not reportable")
@@ -635,7 +708,7 @@ def main(argv=None):
     bullet = "- " if args.markdown else ""
     print("\n".join(bullet + line for line in header))
     print()
-    print(format_table(rows, args.markdown))
+    print(format_table(rows, args.markdown, peak.gflops))
     print()
     print("\n".join(bullet + note for note in notes))
 
