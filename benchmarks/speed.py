@@ -80,7 +80,7 @@ GOAL_TUNER_OVERHEAD = 0.05
 # --------------------------------------------------------------------------------------------
 
 def load_train(images: int | None):
-    """Return float32 training images and one-hot labels, at most `images` of them."""
+    """Return the splits, with at most `images` training images, and those as (x, one-hot y)."""
     from fashion.data import load_fashion_mnist, one_hot, sample_train, split_data
 
     arrays, _ = load_fashion_mnist()
