@@ -152,7 +152,9 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None):
 
 def scale_images(images: np.ndarray) -> np.ndarray:
     """Return uint8 (N, 28, 28) images as float32 (N, 28, 28, 1) in [0, 1], copied once."""
-    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+    scaled = images.astype(np.float32)
+    scaled /= 255.0  # in place: one float32 copy of 60,000 images (188 MB) instead of two
+    return scaled[..., np.newaxis]
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
