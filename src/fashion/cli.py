@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="the search alone, into a run directory")
     _add_search_options(tune)
     tune.set_defaults(handler=cmd_tune)
+
+    _add_predict_parser(commands)
+    _add_export_parser(commands)
+    _add_serve_parser(commands)
     return parser
 
 
@@ -126,6 +130,75 @@ def cmd_tune(args) -> int:
                                           overwrite=args.overwrite, command=_command_line())
     print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
     print(f"run directory: {run_dir}")
+    return 0
+
+
+
+def _add_predict_parser(commands) -> None:
+    from fashion.predict import INVERT_CHOICES
+
+    predict = commands.add_parser("predict", help="classify image files, folders of them, or "
+                                  ".npy arrays of 28x28 images")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="PNG, JPEG, BMP, GIF, WebP or TIFF files, folders, .npy arrays")
+    predict.add_argument("--model", type=Path, help="a .keras model (default: the shipped one)")
+    predict.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
+                         help="make the garment light on black: auto (when the background is "
+                         "light, the default), always or never")
+    predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def _add_export_parser(commands) -> None:
+    from fashion.export import FORMATS
+
+    export = commands.add_parser("export", help="write a model for another runtime")
+    export.add_argument("model", type=Path, metavar="MODEL", help="a .keras model")
+    export.add_argument("--format", required=True, choices=list(FORMATS),
+                        help="onnx: one .onnx file; saved_model: a TensorFlow SavedModel folder")
+    export.add_argument("--out", required=True, type=Path, help="where to write it (must not "
+                        "exist)")
+    export.set_defaults(handler=cmd_export)
+
+
+def _add_serve_parser(commands) -> None:
+    serve = commands.add_parser("serve", help="serve the model over HTTP, with a web page")
+    serve.add_argument("--model", type=Path, help="a .keras model (default: the shipped one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from fashion.errors import ConfigError
+    from fashion.predict import Predictor, format_table, load_inputs, load_model, predictions
+
+    if not 1 <= args.top <= 10:
+        raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
+    names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
+    probabilities = Predictor(load_model(args.model)).probabilities(images)
+    results = predictions(names, probabilities, args.top)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fashion.export import export_model
+
+    print(f"{args.format} model: {export_model(args.model, args.format, args.out)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from fashion.serve import create_app
+
+    app = create_app(args.model)  # loads the model now: a bad one fails before listening
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

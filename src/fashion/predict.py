@@ -35,7 +35,8 @@ INVERT_CHOICES = ("auto", "always", "never")
 # Fashion-MNIST's authors trimmed edges within 5% of the maximum intensity of the corner colour.
 TRIM_TOLERANCE = 0.05 * 255
 BATCH_SIZE = 1024
-FORMATS_HINT = "pass a PNG, JPEG, BMP, GIF, WebP or TIFF image, or a .npy array of 28x28 images"
+IMAGE_HINT = "pass a PNG, JPEG, BMP, GIF, WebP or TIFF image"
+FORMATS_HINT = f"{IMAGE_HINT}, or a .npy array of 28x28 images"
 
 
 def default_model_path() -> Path:
@@ -49,8 +50,6 @@ def load_model(path: str | os.PathLike | None = None):
     Raises:
         ModelError: the file is missing, is not a Keras model, or has the wrong shapes.
     """
-    import keras
-
     path = Path(path) if path else default_model_path()
     if not path.is_file():
         if path == default_model_path():
@@ -58,6 +57,8 @@ def load_model(path: str | os.PathLike | None = None):
                              "--model with a .keras file written by `fashion run`")
         raise ModelError(f"model file {path} does not exist; pass --model with a .keras file "
                          "written by `fashion run`")
+    import keras
+
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for files that are not models.
@@ -107,7 +108,7 @@ def open_image(data: bytes, name: str) -> Image.Image:
         InputError: a subclass naming what is wrong with `name` and how to fix it.
     """
     if not data:
-        raise EmptyInputError(f"{name} is empty (0 bytes); {FORMATS_HINT}")
+        raise EmptyInputError(f"{name} is empty (0 bytes); {IMAGE_HINT}")
     if len(data) > MAX_BYTES:
         raise InputTooLargeError(f"{name} has {len(data):,} bytes, over the limit of "
                                  f"{MAX_BYTES:,}; scale the image down")
@@ -116,9 +117,9 @@ def open_image(data: bytes, name: str) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise InputTooLargeError(f"{name} is a decompression bomb ({e}); scale it down") from e
     except UnidentifiedImageError as e:
-        raise UnsupportedInputError(f"{name} is not an image; {FORMATS_HINT}") from e
+        raise UnsupportedInputError(f"{name} is not an image; {IMAGE_HINT}") from e
     if image.format not in IMAGE_FORMATS:
-        raise UnsupportedInputError(f"{name} is a {image.format} image; {FORMATS_HINT}")
+        raise UnsupportedInputError(f"{name} is a {image.format} image; {IMAGE_HINT}")
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise InputTooLargeError(f"{name} has {width}x{height} pixels, over the limit of "
