@@ -6,7 +6,7 @@ import pytest
 from fashion.cli import main
 from fashion.errors import ConfigError, FashionError
 from fashion.export import export_model
-from fashion.predict import Predictor, load_model
+from fashion.predict import Predictor, load_model, load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,9 @@ def test_onnx_runtime_matches_keras(tmp_path, tiny_model_path, hundred_images, k
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     [onnx_outputs] = session.run(None, {session.get_inputs()[0].name: hundred_images})
     np.testing.assert_allclose(onnx_outputs, keras_outputs, atol=1e-4, rtol=0)
+    # `predict` and `serve` run the exported file through ONNX Runtime too.
+    np.testing.assert_allclose(load_predictor(out).probabilities(hundred_images[..., 0]),
+                               keras_outputs, atol=1e-4, rtol=0)
 
 
 def test_saved_model_matches_keras(tmp_path, tiny_model_path, hundred_images, keras_outputs):

@@ -21,17 +21,8 @@ from fashion.errors import (
     ModelError,
     UnsupportedInputError,
 )
-from fashion.predict import (
-    MAX_BYTES,
-    Predictor,
-    format_table,
-    load_inputs,
-    load_model,
-    open_image,
-    read_array_file,
-    to_fashion_mnist,
-    top_classes,
-)
+from fashion.images import MAX_BYTES, open_image, read_array_file, to_fashion_mnist
+from fashion.predict import Predictor, format_table, load_inputs, load_model, top_classes
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +175,9 @@ def test_models_that_are_missing_or_not_models_are_refused(tmp_path, monkeypatch
         load_model(tmp_path / "fake.keras")
     with pytest.raises(ModelError, match="model file .*absent.keras does not exist"):
         load_model(tmp_path / "absent.keras")
+    (tmp_path / "fake.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match="fake.onnx is not an ONNX model"):
+        Predictor(tmp_path / "fake.onnx")
     monkeypatch.setattr("fashion.predict.default_model_path", lambda: tmp_path / "d.keras")
     with pytest.raises(ModelError, match="the shipped model .*d.keras is missing"):
         load_model()
@@ -212,7 +206,8 @@ def test_cli_predict_json_and_errors(tmp_path, tiny_model_path, test_images, cap
     assert main(["predict", "--top", "11", str(tmp_path / "shirt.jpg")]) == 2
 
 
-def test_single_image_skips_keras_predict_overhead(predictor, test_images):
+def test_single_image_skips_keras_predict_overhead(predictor, tiny_model_path, test_images):
+    model = load_model(tiny_model_path)
     image = test_images[0][:1] / np.float32(255.0)
 
     def p50(call):
@@ -225,5 +220,5 @@ def test_single_image_skips_keras_predict_overhead(predictor, test_images):
         return float(np.median(times))
 
     direct = p50(lambda: predictor.probabilities(image))
-    keras_predict = p50(lambda: predictor.model.predict(image[..., None], verbose=0))
+    keras_predict = p50(lambda: model.predict(image[..., None], verbose=0))
     assert direct < keras_predict / 2, (direct, keras_predict)

@@ -64,7 +64,7 @@ def test_upload_gets_the_same_answer_as_the_library(client, shirt_jpeg, tiny_mod
     assert response.status_code == 200
     [result] = response.json()
     assert result["file"] == "shirt.jpg" and len(result["top"]) == 3
-    from fashion.predict import open_image, to_fashion_mnist
+    from fashion.images import open_image, to_fashion_mnist
 
     expected = Predictor(load_model(tiny_model_path)).probabilities(
         to_fashion_mnist(open_image(shirt_jpeg, "shirt.jpg")))[0]

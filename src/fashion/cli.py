@@ -135,13 +135,14 @@ def cmd_tune(args) -> int:
 
 
 def _add_predict_parser(commands) -> None:
-    from fashion.predict import INVERT_CHOICES
+    from fashion.images import INVERT_CHOICES
 
     predict = commands.add_parser("predict", help="classify image files, folders of them, or "
                                   ".npy arrays of 28x28 images")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                          help="PNG, JPEG, BMP, GIF, WebP or TIFF files, folders, .npy arrays")
-    predict.add_argument("--model", type=Path, help="a .keras model (default: the shipped one)")
+    predict.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                         "`fashion export` (default: the shipped model)")
     predict.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="make the garment light on black: auto (when the background is "
                          "light, the default), always or never")
@@ -164,7 +165,8 @@ def _add_export_parser(commands) -> None:
 
 def _add_serve_parser(commands) -> None:
     serve = commands.add_parser("serve", help="serve the model over HTTP, with a web page")
-    serve.add_argument("--model", type=Path, help="a .keras model (default: the shipped one)")
+    serve.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                       "`fashion export` (default: the shipped model)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.set_defaults(handler=cmd_serve)
@@ -174,12 +176,12 @@ def cmd_predict(args) -> int:
     import json
 
     from fashion.errors import ConfigError
-    from fashion.predict import Predictor, format_table, load_inputs, load_model, predictions
+    from fashion.predict import format_table, load_inputs, load_predictor, predictions
 
     if not 1 <= args.top <= 10:
         raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
     names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
-    probabilities = Predictor(load_model(args.model)).probabilities(images)
+    probabilities = load_predictor(args.model).probabilities(images)
     results = predictions(names, probabilities, args.top)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fashion.errors import ConfigError, FashionError
-from fashion.predict import SIZE, load_model
+from fashion.images import SIZE
+from fashion.predict import load_model
 
 # Our format names -> Keras's.
 FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model"}

@@ -1,47 +1,43 @@
-"""Classify image files: read them safely, preprocess them as Fashion-MNIST's authors made their
-images, and score them in batches through a traced forward pass."""
+"""Classify images: load a model once, score preprocessed images in batches through a traced
+forward pass (or ONNX Runtime), and shape the answers as tables or JSON."""
 
 from __future__ import annotations
 
-import io
 import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion import CLASS_NAMES, NUM_CLASSES
-from fashion.errors import (
-    CorruptInputError,
-    EmptyInputError,
-    InputError,
-    InputTooLargeError,
-    ModelError,
-    UnsupportedInputError,
+from fashion.errors import InputError, ModelError
+from fashion.images import (
+    ARRAY_SUFFIX,
+    FORMATS_HINT,
+    IMAGE_SUFFIXES,
+    SIZE,
+    read_array_file,
+    read_image_file,
 )
 
-SIZE = 28
-# Pillow's names of the formats we read, and the file suffixes a folder is searched for.
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-ARRAY_SUFFIX = ".npy"
-MAX_BYTES = 20 * 2**20  # an image file: larger than any phone photo
-MAX_ARRAY_BYTES = 512 * 2**20  # a .npy file: 100,000 float32 images fit
-# Decoded size cap against decompression bombs: above a 48 MP phone photo, below Pillow's own
-# DecompressionBombWarning (89 MP), so ours is the check that fires.
-MAX_PIXELS = 50_000_000
-INVERT_CHOICES = ("auto", "always", "never")
-# Fashion-MNIST's authors trimmed edges within 5% of the maximum intensity of the corner colour.
-TRIM_TOLERANCE = 0.05 * 255
 BATCH_SIZE = 1024
-IMAGE_HINT = "pass a PNG, JPEG, BMP, GIF, WebP or TIFF image"
-FORMATS_HINT = f"{IMAGE_HINT}, or a .npy array of 28x28 images"
 
 
 def default_model_path() -> Path:
     """Return where the model shipped with the package lives (it may be absent in a checkout)."""
     return Path(str(resources.files("fashion") / "models" / "default.keras"))
+
+
+def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
+    """Return the model file named, or the shipped one; refuse a missing file."""
+    path = Path(path) if path else default_model_path()
+    if path.is_file():
+        return path
+    if path == default_model_path():
+        raise ModelError(f"the shipped model {path} is missing; reinstall fashion or pass "
+                         "--model with a .keras file written by `fashion run`")
+    raise ModelError(f"model file {path} does not exist; pass --model with a .keras file "
+                     "written by `fashion run`")
 
 
 def load_model(path: str | os.PathLike | None = None):
@@ -50,13 +46,7 @@ def load_model(path: str | os.PathLike | None = None):
     Raises:
         ModelError: the file is missing, is not a Keras model, or has the wrong shapes.
     """
-    path = Path(path) if path else default_model_path()
-    if not path.is_file():
-        if path == default_model_path():
-            raise ModelError(f"the shipped model {path} is missing; reinstall fashion or pass "
-                             "--model with a .keras file written by `fashion run`")
-        raise ModelError(f"model file {path} does not exist; pass --model with a .keras file "
-                         "written by `fashion run`")
+    path = resolve_model_path(path)
     import keras
 
     try:
@@ -64,21 +54,31 @@ def load_model(path: str | os.PathLike | None = None):
     except Exception as e:  # Keras raises many types for files that are not models.
         raise ModelError(f"{path} is not a Keras model ({type(e).__name__}: {e}); pass a "
                          ".keras file written by `fashion run`") from e
-    shapes = (tuple(model.input_shape), tuple(model.output_shape))
-    if shapes != ((None, SIZE, SIZE, 1), (None, NUM_CLASSES)):
-        raise ModelError(f"{path} maps {shapes[0]} to {shapes[1]}, expected (None, 28, 28, 1) "
-                         "to (None, 10); pass a Fashion-MNIST classifier")
+    _check_shapes(path, model.input_shape, model.output_shape)
     return model
 
 
+def _check_shapes(path: Path, inputs, outputs) -> None:
+    # ONNX names unknown dimensions with strings where Keras uses None.
+    shapes = [[d if isinstance(d, int) else None for d in shape] for shape in (inputs, outputs)]
+    if shapes != [[None, SIZE, SIZE, 1], [None, NUM_CLASSES]]:
+        raise ModelError(f"{path} maps {tuple(inputs)} to {tuple(outputs)}, expected "
+                         "(None, 28, 28, 1) to (None, 10); pass a Fashion-MNIST classifier")
+
+
 class Predictor:
-    """A model with a traced forward pass: a call costs one graph execution, not the data
-    adapter, callbacks and progress bar that `Model.predict` sets up on every call."""
+    """A model behind a fast forward pass: a call costs one graph execution, not the data
+    adapter, callbacks and progress bar that `Model.predict` sets up on every call.
+
+    `model` is a Keras model, or the path of an `.onnx` file (from `fashion export`) to run
+    with ONNX Runtime, the fastest on CPU (see the README's figures).
+    """
 
     def __init__(self, model, batch_size: int = BATCH_SIZE):
-        self.model = model
+        is_onnx = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx")
         self.batch_size = batch_size
-        self._forward = _traced_forward(model)
+        self._forward = _onnx_forward(Path(model)) if is_onnx else _traced_forward(model)
+        self.probabilities(np.zeros((1, SIZE, SIZE)))  # trace now, not in the first request
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Return softmax outputs (n, 10) of float32 images (n, 28, 28[, 1]) in [0, 1]."""
@@ -86,6 +86,12 @@ class Predictor:
         chunks = [self._forward(images[i:i + self.batch_size])
                   for i in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def load_predictor(path: str | os.PathLike | None = None) -> Predictor:
+    """Load a `.keras` model (default: the shipped one) or an exported `.onnx` model."""
+    path = resolve_model_path(path)
+    return Predictor(path if path.suffix == ".onnx" else load_model(path))
 
 
 def _traced_forward(model):
@@ -101,137 +107,20 @@ def _traced_forward(model):
     return lambda x: forward(x).numpy()
 
 
-def open_image(data: bytes, name: str) -> Image.Image:
-    """Decode image bytes fully, refusing anything that is not a sane image of a known format.
-
-    Raises:
-        InputError: a subclass naming what is wrong with `name` and how to fix it.
-    """
-    if not data:
-        raise EmptyInputError(f"{name} is empty (0 bytes); {IMAGE_HINT}")
-    if len(data) > MAX_BYTES:
-        raise InputTooLargeError(f"{name} has {len(data):,} bytes, over the limit of "
-                                 f"{MAX_BYTES:,}; scale the image down")
+def _onnx_forward(path: Path):
     try:
-        image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as e:
-        raise InputTooLargeError(f"{name} is a decompression bomb ({e}); scale it down") from e
-    except UnidentifiedImageError as e:
-        raise UnsupportedInputError(f"{name} is not an image; {IMAGE_HINT}") from e
-    if image.format not in IMAGE_FORMATS:
-        raise UnsupportedInputError(f"{name} is a {image.format} image; {IMAGE_HINT}")
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise InputTooLargeError(f"{name} has {width}x{height} pixels, over the limit of "
-                                 f"{MAX_PIXELS:,} (a decompression bomb?); scale it down")
+        import onnxruntime
+    except ImportError as e:
+        raise ModelError(f"running {path} needs ONNX Runtime: pip install onnxruntime, or pass "
+                         "a .keras model") from e
     try:
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's decoders use all four
-        raise CorruptInputError(f"{name} is a truncated or damaged {image.format} image ({e}); "
-                                "export it again") from e
-    return image
-
-
-def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
-    """Return a float32 (28, 28) array in [0, 1]: a light garment centred on black.
-
-    As the dataset's authors did: grayscale, invert when the background is light (`invert`:
-    auto|always|never), trim the edges of background colour, fit the longest side to 28 keeping
-    the aspect ratio, and centre on a black 28x28 canvas. An image already 28x28 is taken as
-    fitted: trimming and refitting it again would only blur and shift it.
-    """
-    pixels = np.asarray(_to_gray(image), dtype=np.float32)
-    background = _border_level(pixels)
-    if invert == "always" or (invert == "auto" and background > 127.5):
-        pixels, background = 255.0 - pixels, 255.0 - background
-    if pixels.shape == (SIZE, SIZE):
-        return pixels / 255.0
-    pixels = _trim(pixels, background)
-    # The dataset's background is exactly 0 and its garments span the full range: match both.
-    span = max(float(pixels.max()) - background, 1.0)
-    pixels = np.clip((pixels - background) / span, 0.0, 1.0)
-    fitted = ImageOps.pad(Image.fromarray(pixels), (SIZE, SIZE),
-                          method=Image.Resampling.LANCZOS, color=0.0)
-    return np.clip(np.asarray(fitted, dtype=np.float32), 0.0, 1.0)
-
-
-def _to_gray(image: Image.Image) -> Image.Image:
-    image = ImageOps.exif_transpose(image)
-    if image.has_transparency_data:
-        # A cut-out garment: its transparent surroundings count as a white background.
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("L")
-
-
-def _border_level(pixels: np.ndarray) -> float:
-    """The background's gray level: the median of the outermost pixels (the authors used a
-    corner pixel; the median of the whole border is robust to one noisy corner)."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return float(np.median(border))
-
-
-def _trim(pixels: np.ndarray, background: float) -> np.ndarray:
-    mask = np.abs(pixels - background) > TRIM_TOLERANCE
-    if not mask.any():
-        return pixels  # a blank image: nothing to trim to
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def read_image_file(path: Path, invert: str = "auto") -> np.ndarray:
-    """Read and preprocess one image file into a float32 (28, 28) array."""
-    size = path.stat().st_size
-    if size > MAX_BYTES:  # checked before reading, so a huge file costs nothing
-        raise InputTooLargeError(f"{path} has {size:,} bytes, over the limit of {MAX_BYTES:,}; "
-                                 "scale the image down")
-    return to_fashion_mnist(open_image(path.read_bytes(), str(path)), invert)
-
-
-def read_array_file(path: Path) -> tuple[list[str], np.ndarray]:
-    """Read a .npy of Fashion-MNIST-style images, taken as they are (light garment on black).
-
-    Accepts shapes (28, 28), (n, 28, 28) and (n, 28, 28, 1); uint8 in 0..255 or floats in
-    [0, 1]. Returns a name per image (`file.npy[i]` when it holds a batch) and float32
-    (n, 28, 28) images.
-    """
-    size = path.stat().st_size
-    if size == 0:
-        raise EmptyInputError(f"{path} is empty (0 bytes); {FORMATS_HINT}")
-    if size > MAX_ARRAY_BYTES:
-        raise InputTooLargeError(f"{path} has {size:,} bytes, over the limit of "
-                                 f"{MAX_ARRAY_BYTES:,} for arrays; split it into smaller files")
-    try:  # memory-mapped: shape and dtype are checked before any data is read
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UnsupportedInputError(f"{path} is not a NumPy .npy array ({e}); "
-                                    f"{FORMATS_HINT}") from e
-    images = scale_array(array, str(path))
-    names = [str(path)] if array.ndim == 2 else [f"{path}[{i}]" for i in range(len(images))]
-    return names, images
-
-
-def scale_array(array: np.ndarray, name: str) -> np.ndarray:
-    """Check the shape and value range of Fashion-MNIST-style images; return float32 (n, 28, 28)."""
-    shape = array.shape
-    if shape[-1:] == (1,) and array.ndim == 4:
-        array = array[..., 0]
-    if array.shape[-2:] != (SIZE, SIZE) or array.ndim not in (2, 3):
-        raise UnsupportedInputError(f"{name} holds an array of shape {shape}; expected (28, 28), "
-                                    "(n, 28, 28) or (n, 28, 28, 1)")
-    images = np.asarray(array).reshape(-1, SIZE, SIZE)
-    if not len(images):
-        raise EmptyInputError(f"{name} holds no images; pass at least one 28x28 image")
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    if images.dtype.kind not in "fiu":
-        raise UnsupportedInputError(f"{name} holds {images.dtype} values; expected uint8 in "
-                                    "0..255 or floats in [0, 1]")
-    images = images.astype(np.float32)
-    if not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
-        raise UnsupportedInputError(f"{name} holds values outside [0, 1]; scale floats to [0, 1] "
-                                    "or save uint8 pixels")
-    return images
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # ONNX Runtime raises its own unexported exception types.
+        raise ModelError(f"{path} is not an ONNX model ({e}); pass a file written by "
+                         "`fashion export --format onnx`") from e
+    [inputs], [outputs] = session.get_inputs(), session.get_outputs()
+    _check_shapes(path, inputs.shape, outputs.shape)
+    return lambda x: session.run(None, {inputs.name: x})[0]  # run() is thread-safe
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:

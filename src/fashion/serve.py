@@ -21,14 +21,8 @@ from fashion.errors import (
     InputTooLargeError,
     UnsupportedInputError,
 )
-from fashion.predict import (
-    MAX_BYTES,
-    Predictor,
-    load_model,
-    open_image,
-    predictions,
-    to_fashion_mnist,
-)
+from fashion.images import MAX_BYTES, open_image, to_fashion_mnist
+from fashion.predict import load_predictor, predictions
 
 MAX_BATCH = 1000  # images in one JSON request; their JSON also has to fit in MAX_BYTES
 STATUS = {EmptyInputError: 400, CorruptInputError: 400, UnsupportedInputError: 415,
@@ -80,7 +74,7 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     """Load the model (default: the shipped one) and return the app; bad models fail here."""
     app = FastAPI(title="fashion", version=__version__,
                   description="Classify clothing images into the 10 Fashion-MNIST classes.")
-    app.state.predictor = Predictor(load_model(model_path))
+    app.state.predictor = load_predictor(model_path)
     app.state.model_name = os.path.basename(str(model_path or "default.keras"))
     app.state.page = (resources.files("fashion") / "static" / "index.html").read_text("utf-8")
     app.include_router(router)
