@@ -222,3 +222,13 @@ def test_single_image_skips_keras_predict_overhead(predictor, tiny_model_path, t
     direct = p50(lambda: predictor.probabilities(image))
     keras_predict = p50(lambda: model.predict(image[..., None], verbose=0))
     assert direct < keras_predict / 2, (direct, keras_predict)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_sixteen_bit_images_are_scaled_not_clipped(fmt):
+    pixels = np.full((60, 60), 60000, np.uint16)  # light background...
+    pixels[10:50, 20:40] = 1000  # ...and a dark garment, in 16 bits
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt)
+    image = to_fashion_mnist(open_image(buffer.getvalue(), "deep"))
+    assert image[14, 14] == pytest.approx(1.0) and image[14, 1] == 0.0

@@ -231,3 +231,11 @@ def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):
             assert "is not an image" in page.text_content("#error")
         finally:
             browser.close()
+
+
+def test_serve_refuses_a_missing_model_before_listening(tmp_path, monkeypatch, capsys):
+    from fashion.cli import main
+
+    monkeypatch.setattr("fashion.predict.default_model_path", lambda: tmp_path / "d.keras")
+    assert main(["serve", "--port", str(_free_port())]) == 1
+    assert "the shipped model" in capsys.readouterr().err

@@ -89,6 +89,11 @@ def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
 
 def _to_gray(image: Image.Image) -> Image.Image:
     image = ImageOps.exif_transpose(image)
+    if image.mode[0] in "IF":
+        # 16-bit and float grayscale: Pillow's convert("L") clips them to white, so scale.
+        pixels = np.asarray(image, dtype=np.float32)
+        scale = 255.0 / (65535.0 if pixels.max() > 255 else 255.0)
+        return Image.fromarray(np.clip(pixels * scale, 0, 255).astype(np.uint8))
     if image.has_transparency_data:
         # A cut-out garment: its transparent surroundings count as a white background.
         rgba = image.convert("RGBA")
