@@ -239,3 +239,15 @@ def test_serve_refuses_a_missing_model_before_listening(tmp_path, monkeypatch, c
     monkeypatch.setattr("fashion.predict.default_model_path", lambda: tmp_path / "d.keras")
     assert main(["serve", "--port", str(_free_port())]) == 1
     assert "the shipped model" in capsys.readouterr().err
+
+
+def test_oversize_upload_without_a_declared_length_is_refused(client, monkeypatch):
+    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\""
+            f"\r\nContent-Type: image/png\r\n\r\n").encode() + bytes(5000) + \
+        f"\r\n--{boundary}--\r\n".encode()
+    response = client.post("/predict", content=iter([body]),  # an iterator: sent chunked
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413
+    assert "big.png has 5,000 bytes, over the limit of 1,000" in response.json()["detail"]
