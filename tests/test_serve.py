@@ -251,3 +251,11 @@ def test_oversize_upload_without_a_declared_length_is_refused(client, monkeypatc
                            headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert response.status_code == 413
     assert "big.png has 5,000 bytes, over the limit of 1,000" in response.json()["detail"]
+
+
+def test_oversize_json_sent_without_a_length_is_refused(client, monkeypatch):
+    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    body = b'{"images": [' + b"0," * 5000 + b"0]}"
+    response = client.post("/predict", content=iter([body[:600], body[600:]]),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "over the limit of 1,000" in response.text

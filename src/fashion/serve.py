@@ -6,10 +6,11 @@ import os
 from importlib import resources
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -53,7 +54,6 @@ class Prediction(BaseModel):
     top: list[TopClass] = Field(description="the most probable classes, best first")
 
 
-BATCH_ADAPTER = TypeAdapter(Batch)
 # One route takes two bodies, which FastAPI cannot declare from parameters: describe both here.
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -116,7 +116,7 @@ async def predict(request: Request,
         name, images = await _read_upload(request, invert)
         names = [name]
     elif kind == "application/json":
-        images = _read_batch(await request.body())
+        images = _read_batch(await _read_body(request))
         names = [None] * len(images)
     else:
         raise HTTPException(415, f"content type {kind or 'none'} is not accepted; send "
@@ -154,11 +154,21 @@ def _preprocess(data: bytes, name: str, invert: str):
     return to_fashion_mnist(open_image(data, name), invert)
 
 
-def _read_batch(body: bytes):
-    import numpy as np
+async def _read_body(request: Request) -> bytes:
+    """The body, refused as soon as it outgrows the limit (it may come without a length)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise HTTPException(413, f"the request is over the limit of {MAX_BYTES:,} bytes; "
+                                     "send fewer images per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
+
+def _read_batch(body: bytes) -> np.ndarray:
     try:
-        batch = BATCH_ADAPTER.validate_json(body)
+        batch = Batch.model_validate_json(body)
     except ValidationError as e:
         raise RequestValidationError(e.errors(include_url=False, include_input=False)) from e
     return np.asarray(batch.images, dtype=np.float32)
