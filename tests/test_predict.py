@@ -232,3 +232,11 @@ def test_sixteen_bit_images_are_scaled_not_clipped(fmt):
     Image.fromarray(pixels).save(buffer, fmt)
     image = to_fashion_mnist(open_image(buffer.getvalue(), "deep"))
     assert image[14, 14] == pytest.approx(1.0) and image[14, 1] == 0.0
+
+
+def test_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned 90 degrees
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 30), "white").save(buffer, "JPEG", exif=exif)
+    assert open_image(buffer.getvalue(), "turned.jpg").size == (30, 60)

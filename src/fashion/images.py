@@ -52,14 +52,16 @@ def open_image(data: bytes, name: str) -> Image.Image:
         raise UnsupportedInputError(f"{name} is not an image; {IMAGE_HINT}") from e
     if image.format not in IMAGE_FORMATS:
         raise UnsupportedInputError(f"{name} is a {image.format} image; {IMAGE_HINT}")
-    width, height = image.size
+    width, height, kind = *image.size, image.format
     if width * height > MAX_PIXELS:
         raise InputTooLargeError(f"{name} has {width}x{height} pixels, over the limit of "
                                  f"{MAX_PIXELS:,} (a decompression bomb?); scale it down")
     try:
         image.load()
+        # Upright as the camera held it; damaged EXIF fails here, with the damaged data.
+        image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's decoders use all four
-        raise CorruptInputError(f"{name} is a truncated or damaged {image.format} image ({e}); "
+        raise CorruptInputError(f"{name} is a truncated or damaged {kind} image ({e}); "
                                 "export it again") from e
     return image
 
@@ -88,7 +90,6 @@ def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
-    image = ImageOps.exif_transpose(image)
     if image.mode[0] in "IF":
         # 16-bit and float grayscale: Pillow's convert("L") clips them to white, so scale.
         pixels = np.asarray(image, dtype=np.float32)
