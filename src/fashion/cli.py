@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(tune)
     tune.set_defaults(handler=cmd_tune)
     _add_evaluation_commands(commands)
+
+    _add_predict_parser(commands)
+    _add_export_parser(commands)
+    _add_serve_parser(commands)
     return parser
 
 
@@ -177,6 +181,74 @@ def cmd_report(args) -> int:
 
     path = write_report(args.run_dir, data_dir=args.data_dir)
     print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
+
+def _add_predict_parser(commands) -> None:
+    from fashion.images import INVERT_CHOICES
+
+    predict = commands.add_parser("predict", help="classify image files, folders of them, or "
+                                  ".npy arrays of 28x28 images")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="PNG, JPEG, BMP, GIF, WebP or TIFF files, folders, .npy arrays")
+    predict.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                         "`fashion export` (default: the shipped model)")
+    predict.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
+                         help="make the garment light on black: auto (when the background is "
+                         "light, the default), always or never")
+    predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def _add_export_parser(commands) -> None:
+    from fashion.export import FORMATS
+
+    export = commands.add_parser("export", help="write a model for another runtime")
+    export.add_argument("model", type=Path, metavar="MODEL", help="a .keras model")
+    export.add_argument("--format", required=True, choices=list(FORMATS),
+                        help="onnx: one .onnx file; saved_model: a TensorFlow SavedModel folder")
+    export.add_argument("--out", required=True, type=Path, help="where to write it (must not "
+                        "exist)")
+    export.set_defaults(handler=cmd_export)
+
+
+def _add_serve_parser(commands) -> None:
+    serve = commands.add_parser("serve", help="serve the model over HTTP, with a web page")
+    serve.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                       "`fashion export` (default: the shipped model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from fashion.errors import ConfigError
+    from fashion.predict import format_table, load_inputs, load_predictor, predictions
+
+    if not 1 <= args.top <= 10:
+        raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
+    names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
+    probabilities = load_predictor(args.model).probabilities(images)
+    results = predictions(names, probabilities, args.top)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fashion.export import export_model
+
+    print(f"{args.format} model: {export_model(args.model, args.format, args.out)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from fashion.serve import create_app
+
+    app = create_app(args.model)  # loads the model now: a bad one fails before listening
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -23,3 +23,24 @@ class RunDirError(FashionError):
 
 class ModelError(FashionError):
     """A model file that is not a Keras model, does not fit Fashion-MNIST, or is unsafe to load."""
+
+
+class InputError(FashionError):
+    """An input to predict on that cannot be scored; subclasses say why (the service maps them
+    to HTTP statuses)."""
+
+
+class EmptyInputError(InputError):
+    """A file of zero bytes."""
+
+
+class UnsupportedInputError(InputError):
+    """Not an image at all, or an image format (or array shape) `fashion` does not read."""
+
+
+class CorruptInputError(InputError):
+    """An image whose header reads but whose data is truncated or damaged."""
+
+
+class InputTooLargeError(InputError):
+    """Over the byte limit, or over the pixel limit (a decompression bomb)."""
