@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion import CLASS_NAMES, NUM_CLASSES
+from fashion import CLASS_NAMES, NUM_CLASSES, rundir
 from fashion.errors import InputError, ModelError
 from fashion.images import (
     ARRAY_SUFFIX,
@@ -41,21 +41,12 @@ def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_model(path: str | os.PathLike | None = None):
-    """Load a saved `.keras` classifier of 28x28x1 images into 10 classes, safely.
+    """Load the named `.keras` classifier, or the shipped one, in Keras's safe mode.
 
     Raises:
         ModelError: the file is missing, is not a Keras model, or has the wrong shapes.
     """
-    path = resolve_model_path(path)
-    import keras
-
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # Keras raises many types for files that are not models.
-        raise ModelError(f"{path} is not a Keras model ({type(e).__name__}: {e}); pass a "
-                         ".keras file written by `fashion run`") from e
-    _check_shapes(path, model.input_shape, model.output_shape)
-    return model
+    return rundir.load_model(resolve_model_path(path))
 
 
 def _check_shapes(path: Path, inputs, outputs) -> None:
