@@ -19,3 +19,7 @@ class DataError(FashionError):
 
 class RunDirError(FashionError):
     """A run directory that is missing files, or would be overwritten."""
+
+
+class DistributeError(FashionError):
+    """A chief that cannot serve, or a worker set up inconsistently with its chief."""
