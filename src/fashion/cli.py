@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
     from fashion.pipeline import run
 
     result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
-                 command=_command_line())
+                 command=_command_line(), report=_report)
     print(format_metrics(result.metrics["test"]))
     print(f"run directory: {result.run_dir}")
     return 0
