@@ -25,8 +25,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error of `fashion`."""
+
+    def error(self, message):
+        self.exit(2, f"fashion: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fashion", description=__doc__.split(":")[0])
+    parser = _Parser(prog="fashion", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="show the splits and write a grid of sample images")
@@ -41,12 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="the search alone, into a run directory")
     _add_search_options(tune)
+    _add_distributed_options(tune)
     tune.set_defaults(handler=cmd_tune)
     _add_evaluation_commands(commands)
 
     _add_predict_parser(commands)
     _add_export_parser(commands)
     _add_serve_parser(commands)
+
+    _add_trials_command(commands)
     return parser
 
 
@@ -137,17 +147,52 @@ def cmd_run(args) -> int:
     from fashion.pipeline import run
 
     result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
-                 command=_command_line())
+                 command=_command_line(), report=_report)
     print(format_metrics(result.metrics["test"]))
     print(f"run directory: {result.run_dir}")
     return 0
 
 
+def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "distributed search", "one chief hands out trials to workers over gRPC; all share --out "
+        "and the same search options (or set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, "
+        "KERASTUNER_ORACLE_PORT yourself)")
+    role = group.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="serve trials to the workers")
+    role.add_argument("--worker", metavar="ID", help="run trials from the chief as worker ID")
+    group.add_argument("--oracle-host", help="chief: address to listen on (0.0.0.0 for all); "
+                       "worker: the chief's address (default: $KERASTUNER_ORACLE_IP or 127.0.0.1)")
+    group.add_argument("--oracle-port", type=int, help="the chief's port (default: "
+                       "$KERASTUNER_ORACLE_PORT or 8000)")
+    group.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                       help="chief: drop a worker silent this long and retry its trial "
+                       "(default 60)")
+
+
+def _set_distributed_environment(args) -> None:
+    """Turn --chief/--worker into the KerasTuner variables that select the role."""
+    from fashion.distribute import ORACLE_IP, ORACLE_PORT, role_environment
+
+    if not (args.chief or args.worker):
+        return
+    port = args.oracle_port if args.oracle_port is not None else \
+        int(os.environ.get(ORACLE_PORT, 0)) or None
+    os.environ.update(role_environment(
+        args.chief, args.worker, args.oracle_host or os.environ.get(ORACLE_IP), port,
+        args.worker_timeout))
+
+
 def cmd_tune(args) -> int:
     from fashion.pipeline import search
 
-    run_dir, _, best_hp, seconds = search(_config_from_args(args), args.out,
-                                          overwrite=args.overwrite, command=_command_line())
+    config = _config_from_args(args)
+    _set_distributed_environment(args)
+    run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
+                                          command=_command_line(), report=_report)
+    if best_hp is None:
+        print(f"worker finished after {seconds:.0f} s; the chief holds the results")
+        return 0
     print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
     print(f"run directory: {run_dir}")
     return 0
@@ -249,6 +294,29 @@ def cmd_serve(args) -> int:
 
     app = create_app(args.model)  # loads the model now: a bad one fails before listening
     uvicorn.run(app, host=args.host, port=args.port)
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def _add_trials_command(commands) -> None:
+    trials = commands.add_parser("trials", help="the trials of a search, best first")
+    trials.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory")
+    trials.set_defaults(handler=cmd_trials)
+
+
+def cmd_trials(args) -> int:
+    from fashion.config import OBJECTIVES, load_config
+    from fashion.progress import load_trials, trials_table
+    from fashion.rundir import CONFIG
+    from fashion.tune import PROJECT_NAME
+
+    objective = "val_accuracy"
+    if (args.run_dir / CONFIG).exists():
+        objective = load_config(args.run_dir / CONFIG).objective
+    trials = load_trials(args.run_dir / PROJECT_NAME)
+    print(trials_table(trials, objective, OBJECTIVES[objective]))
     return 0
 
 

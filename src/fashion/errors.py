@@ -44,3 +44,7 @@ class CorruptInputError(InputError):
 
 class InputTooLargeError(InputError):
     """Over the byte limit, or over the pixel limit (a decompression bomb)."""
+
+
+class DistributeError(FashionError):
+    """A chief that cannot serve, or a worker set up inconsistently with its chief."""

@@ -134,7 +134,9 @@ def check_resumable(run_dir: Path, config: RunConfig) -> None:
                           "pass --overwrite to replace it")
     if (run_dir / CONFIG).exists():
         saved = read_json(run_dir / CONFIG)["config"]
-        changed = settings_differences(saved, config.to_dict())
+        # The time budget may change: it spans resumes, so raising it is how a search that
+        # ran out of time is continued.
+        changed = settings_differences(saved, config.to_dict(), ignore=("data_dir", "time_budget"))
         if changed:
             raise RunDirError(f"{run_dir} was started with other settings ({'; '.join(changed)}); "
                               "rerun with the same options to resume, or pass --overwrite")

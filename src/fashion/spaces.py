@@ -67,10 +67,14 @@ class CNNHyperModel(keras_tuner.HyperModel):
         kernel_size = hp.Choice("kernel_size", [3, 5], default=3)
         batch_norm = hp.Boolean("batch_norm", default=True)
         x = inputs = keras.Input(INPUT_SHAPE)
-        for i in range(blocks):
+        for i in range(CNN_MAX_BLOCKS):
+            # Declared for every block, used or not, so that KerasTuner knows the whole space
+            # before the first trial (a resumed search is checked against it).
             using_block = list(range(max(i + 1, CNN_MIN_BLOCKS), CNN_MAX_BLOCKS + 1))
             with hp.conditional_scope("conv_blocks", using_block):
                 filters = hp.Choice(f"filters_{i}", [16, 32, 64], default=min(32 * 2**i, 64))
+            if i >= blocks:
+                continue
             # Batch norm's shift makes the convolution's bias redundant.
             x = keras.layers.Conv2D(filters, kernel_size, padding="same",
                                     use_bias=not batch_norm)(x)
@@ -88,12 +92,26 @@ class CNNHyperModel(keras_tuner.HyperModel):
                       metrics=["accuracy"], **compile_options(self.family))
         return model
 
+    def declare_hyperparameters(self, hp):
+        """Declare the `fit`-level choices up front.
+
+        KerasTuner discovers a space by calling `build` only; without this the oracle would learn
+        of batch size and augmentation after the first trial, which would then run untuned, and a
+        resumed search would see a different space from a fresh one.
+        """
+        _fit_choices(hp)
+
     def fit(self, hp, model, x, y, **kwargs):
         """Train with a tuned batch size and, when chosen, flip-and-shift augmentation."""
-        batch_size = hp.Choice("batch_size", [64, 128, 256], default=128)
-        if hp.Boolean("augment", default=False):
+        batch_size, augment = _fit_choices(hp)
+        if augment:
             return model.fit(AugmentedBatches(x, y, batch_size, seed=self.seed), **kwargs)
         return model.fit(x, y, batch_size=batch_size, **kwargs)
+
+
+def _fit_choices(hp) -> tuple[int, bool]:
+    return (hp.Choice("batch_size", [64, 128, 256], default=128),
+            hp.Boolean("augment", default=False))
 
 
 def _optimizer(hp):

@@ -1,0 +1,244 @@
+"""The tuning engine at tiny scale: budgets, resume after SIGKILL, refused changes, chief and
+workers on loopback, seeded searches, bad options."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+
+from fashion import spaces
+from fashion.cli import main
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TINY = ["--limit", "200", "--max-epochs", "1", "--tuner", "random"]
+# Subprocesses: two steps per epoch whatever the data, and our sources first on the path.
+SUBPROCESS_ENV = {"KERAS_MAX_STEPS_PER_EPOCH": "2",
+                  "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
+                                                              os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.fixture(autouse=True)
+def two_steps_per_epoch():
+    keras.config.set_max_steps_per_epoch(2)
+    yield
+    keras.config.set_max_steps_per_epoch(None)
+
+
+def _tune(data_dir, out, *extra):
+    return ["tune", "--data-dir", str(data_dir), "--out", str(out), *TINY, *extra]
+
+
+def _trials(out) -> dict[str, dict]:
+    return {json.loads(p.read_text())["trial_id"]: json.loads(p.read_text())
+            for p in sorted((out / "tuning").glob("trial_*/trial.json"))}
+
+
+def _completed(out) -> dict[str, dict]:
+    return {k: t for k, t in _trials(out).items() if t["status"] == "COMPLETED"}
+
+
+def _sequence(out) -> list[dict]:
+    return [t["hyperparameters"]["values"] for _, t in sorted(_trials(out).items())]
+
+
+def _start(args, log: Path, **env) -> subprocess.Popen:
+    with open(log, "w") as f:
+        return subprocess.Popen([sys.executable, "-m", "fashion.cli", *args], stdout=f,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, **SUBPROCESS_ENV, **env})
+
+
+def _wait_for(condition, timeout=180, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- budgets ---
+
+def test_max_trials_stops_the_search_and_reports_each_trial(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_tune(data_dir, out, "--max-trials", "2")) == 0
+    printed = capsys.readouterr().out
+    assert len(_completed(out)) == 2
+    assert "Search space summary" in printed
+    assert "[fashion] trial 1/2 done" in printed and "[fashion] trial 2/2 done" in printed
+    assert "best 0." in printed and "elapsed" in printed and "budget left" in printed
+    table = _run_trials_command(out, capsys)
+    scores = [float(line.split()[3]) for line in table.splitlines()[1:]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 2
+
+
+def _run_trials_command(out, capsys) -> str:
+    assert main(["trials", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["rank", "trial", "status", "val_accuracy"]
+    return table
+
+
+def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _tune(data_dir, out, "--max-trials", "20", "--time-budget", "0.001")
+    assert main(args) == 0
+    assert len(_trials(out)) == 1  # the budget lets one trial run, so there is a best
+    assert "best hyperparameters" in capsys.readouterr().out
+    assert main(args) == 0  # the budget is spent: the rerun starts no trial
+    assert len(_trials(out)) == 1
+    assert (out / "best_hyperparameters.json").is_file()
+
+
+# --- resume ---
+
+def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path):
+    out = tmp_path / "run"
+    args = _tune(data_dir, out, "--max-trials", "4")
+    first = _start(args, tmp_path / "first.log")
+    _wait_for(lambda: _completed(out) or first.poll() is not None, what="a finished trial")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = _completed(out)
+    assert 1 <= len(before) < 4, (tmp_path / "first.log").read_text()[-2000:]
+    mtimes = {k: (out / "tuning" / f"trial_{k}" / "trial.json").stat().st_mtime_ns
+              for k in before}
+
+    rerun = subprocess.run([sys.executable, "-m", "fashion.cli", *args], capture_output=True,
+                           text=True, env={**os.environ, **SUBPROCESS_ENV}, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = _completed(out)
+    assert len(after) == 4
+    for trial_id, trial in before.items():  # untouched: neither lost nor run again
+        assert after[trial_id] == trial
+        path = out / "tuning" / f"trial_{trial_id}" / "trial.json"
+        assert path.stat().st_mtime_ns == mtimes[trial_id]
+    assert rerun.stdout.count("[fashion] trial ") == 4 - len(before)
+
+
+def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, tmp_path, capsys,
+                                                                      monkeypatch):
+    out = tmp_path / "run"
+    assert main(_tune(data_dir, out, "--max-trials", "1")) == 0
+    capsys.readouterr()
+
+    assert main(_tune(data_dir, out, "--max-trials", "1", "--max-epochs", "2")) == 1
+    err = capsys.readouterr().err.strip()
+    assert "max_epochs: 1 -> 2" in err and len(err.splitlines()) == 1
+
+    monkeypatch.setattr(spaces, "CNN_MAX_BLOCKS", 2)  # the code of the space changed
+    assert main(_tune(data_dir, out, "--max-trials", "1")) == 1
+    err = capsys.readouterr().err.strip()
+    assert "another space" in err and "conv_blocks max_value: 3 -> 2" in err
+    assert "filters_1 conditions: ['conv_blocks in [2, 3]'] -> ['conv_blocks in [2]']" in err
+    assert len(err.splitlines()) == 1
+    assert "--overwrite" in err
+    assert len(_trials(out)) == 1
+
+
+# --- distributed ---
+
+def _distributed(data_dir, out, tmp_path, max_trials, chief_extra=()):
+    args = [*_tune(data_dir, out, "--max-trials", str(max_trials)),
+            "--oracle-port", str(_free_port())]
+    chief = _start([*args, "--chief", *chief_extra], tmp_path / "chief.log")
+    workers = {w: _start([*args, "--worker", w], tmp_path / f"worker-{w}.log") for w in "12"}
+    return chief, workers
+
+
+def _exits_by_itself(process, log, timeout=240):
+    try:
+        assert process.wait(timeout=timeout) == 0, log.read_text()[-3000:]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"did not exit by itself: {log.read_text()[-3000:]}") from None
+
+
+def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path):
+    out = tmp_path / "run"
+    started = time.monotonic()
+    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=4)
+    for name, process in [("chief", chief), *((f"worker-{w}", p) for w, p in workers.items())]:
+        _exits_by_itself(process, tmp_path / f"{name}.log")
+    print(f"chief and two workers, 4 trials: {time.monotonic() - started:.1f} s")
+    oracle = json.loads((out / "tuning" / "oracle.json").read_text())
+    assert len(_completed(out)) == 4
+    assert sorted(oracle["end_order"]) == sorted(_trials(out)) and len(oracle["end_order"]) == 4
+    assert set(oracle["run_times"].values()) == {1}  # no trial ran twice
+    assert "best hyperparameters" in (tmp_path / "chief.log").read_text()
+
+
+def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path):
+    out = tmp_path / "run"
+    started = time.monotonic()
+    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=5,
+                                  chief_extra=["--worker-timeout", "6"])
+
+    def worker_1_trains():
+        try:
+            ongoing = json.loads((out / "tuning" / "oracle.json").read_text())["ongoing_trials"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return False
+        trial = _trials(out).get(ongoing.get("worker-1"))
+        return trial is not None and trial["status"] == "RUNNING"
+
+    _wait_for(worker_1_trains, what="worker 1 to start a trial")
+    workers["1"].send_signal(signal.SIGKILL)
+    workers["1"].wait()
+    _exits_by_itself(chief, tmp_path / "chief.log")
+    _exits_by_itself(workers["2"], tmp_path / "worker-2.log")
+    print(f"chief and two workers, one killed, 5 trials: {time.monotonic() - started:.1f} s")
+    assert len(_completed(out)) == 5
+    assert "worker worker-1 silent for 6 s: dropped, its trial" in \
+        (tmp_path / "chief.log").read_text()
+
+
+# --- reproducibility ---
+
+# Bayesian: 2 random trials, then 1 chosen by the Gaussian process from their scores.
+@pytest.mark.parametrize("tuner, trials", [("random", 3), ("bayesian", 3)])
+def test_the_same_seed_repeats_the_hyperparameter_sequence(data_dir, tmp_path, capsys, tuner,
+                                                           trials):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert main([*_tune(data_dir, out, "--max-trials", str(trials), "--seed", "7"),
+                     "--tuner", tuner]) == 0
+    first, second = (_sequence(out) for out in runs)
+    assert len(first) == trials and first == second
+    scores = [[t["score"] for _, t in sorted(_trials(out).items())] for out in runs]
+    assert scores[0] == scores[1]  # a seed per trial: the same training, too
+    assert json.loads((runs[0] / "config.json").read_text())["seed"] == 7
+
+
+# --- bad options ---
+
+@pytest.mark.parametrize("args, message", [
+    (["--time-budget", "-1"], "--time-budget must be a positive number"),
+    (["--factor", "1"], "--factor must be an integer >= 2"),
+    (["--max-trials", "0"], "--max-trials must be an integer >= 1"),
+    (["--tuner", "grid"], "invalid choice: 'grid'"),
+    (["--space", "rnn"], "invalid choice: 'rnn'"),
+    (["--worker", "chief-2"], "must not contain 'chief'"),
+    (["--chief", "--oracle-port", "70000"], "--oracle-port must be between 1 and 65535"),
+    (["--chief", "--worker", "1"], "not allowed with argument --chief"),
+])
+def test_bad_options_get_a_one_line_error_and_exit_2(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    try:
+        code = main(["tune", "--out", str(out), *args])
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
