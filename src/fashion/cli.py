@@ -226,6 +226,8 @@ def cmd_report(args) -> int:
 
     path = write_report(args.run_dir, data_dir=args.data_dir)
     print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
+    return 0
+
 
 def _add_predict_parser(commands) -> None:
     from fashion.images import INVERT_CHOICES
@@ -308,15 +310,14 @@ def _add_trials_command(commands) -> None:
 
 def cmd_trials(args) -> int:
     from fashion.config import OBJECTIVES, load_config
-    from fashion.progress import load_trials, trials_table
     from fashion.rundir import CONFIG
-    from fashion.tune import PROJECT_NAME
+    from fashion.trial_records import format_trials_table, load_trials
 
     objective = "val_accuracy"
     if (args.run_dir / CONFIG).exists():
         objective = load_config(args.run_dir / CONFIG).objective
-    trials = load_trials(args.run_dir / PROJECT_NAME)
-    print(trials_table(trials, objective, OBJECTIVES[objective]))
+    trials = load_trials(args.run_dir)
+    print(format_trials_table(trials, objective, OBJECTIVES[objective]))
     return 0
 
 

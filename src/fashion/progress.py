@@ -1,18 +1,11 @@
-"""Watching a search: a line per finished trial, and the table of a run directory's trials."""
+"""Watching a search: a line per finished trial, with the best so far and the budget left."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
-
-from fashion.errors import RunDirError
-
-# Hyperband's bookkeeping values; only the epochs a trial trained to are worth showing.
-HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round",
-                  "tuner/trial_id")
 
 
 def follow_trials(oracle: keras_tuner.Oracle, on_trial_end) -> None:
@@ -50,7 +43,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def _score(value) -> str:
+def format_score(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
@@ -61,57 +54,10 @@ def progress_line(oracle: keras_tuner.Oracle, trial: Trial, elapsed: float,
     done = len(oracle.end_order)
     best = oracle.get_best_trials(1)
     best_score = best[0].score if best and best[0].status == TrialStatus.COMPLETED else None
-    outcome = (f"{oracle.objective.name} {_score(trial.score)}"
+    outcome = (f"{oracle.objective.name} {format_score(trial.score)}"
                if trial.status == TrialStatus.COMPLETED else trial.status.lower())
     parts = [f"trial {done}/{total or '?'} done (id {trial.trial_id}): {outcome}",
-             f"best {_score(best_score)}", f"elapsed {format_duration(elapsed)}"]
+             f"best {format_score(best_score)}", f"elapsed {format_duration(elapsed)}"]
     if budget_left is not None:
         parts.append(f"budget left {format_duration(budget_left)}")
     return "[fashion] " + ", ".join(parts)
-
-
-def load_trials(project_dir: Path) -> list[Trial]:
-    """Read every trial of a KerasTuner project, whatever its status."""
-    files = sorted(Path(project_dir).glob("trial_*/trial.json"))
-    if not files:
-        raise RunDirError(f"{project_dir} holds no trials; `fashion tune --out RUN_DIR` "
-                          "makes them")
-    trials = []
-    for path in files:
-        try:
-            trials.append(Trial.load(str(path)))
-        except (ValueError, KeyError, TypeError) as e:
-            raise RunDirError(f"{path} is corrupt ({e}); delete that trial's folder and rerun "
-                              "the search to run it again") from e
-    return trials
-
-
-def rank_trials(trials: list[Trial], direction: str) -> list[Trial]:
-    """Completed trials best first, then the others in id order."""
-    completed = [t for t in trials if t.status == TrialStatus.COMPLETED and t.score is not None]
-    completed.sort(key=lambda t: t.score, reverse=direction == "max")
-    others = sorted((t for t in trials if t not in completed), key=lambda t: t.trial_id)
-    return completed + others
-
-
-def trials_table(trials: list[Trial], objective: str, direction: str) -> str:
-    """Return the trials as a text table sorted by objective, one row per trial."""
-    header = ("rank", "trial", "status", objective, "epochs", "hyperparameters")
-    rows = [header]
-    for rank, trial in enumerate(rank_trials(trials, direction), start=1):
-        values = trial.hyperparameters.values
-        shown = ", ".join(f"{k}={_format_value(v)}" for k, v in values.items()
-                          if k not in HYPERBAND_KEYS)
-        epochs = values.get("tuner/epochs", "")
-        rows.append((str(rank), trial.trial_id, trial.status.lower(), _score(trial.score),
-                     str(epochs), shown))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)),
-                                row[-1]])
-                     for row in rows)
-
-
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

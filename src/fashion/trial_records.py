@@ -56,6 +56,28 @@ def _start_order(tuning: Path, paths: dict[str, Path]) -> list[str]:
     return [t for t in started if t in paths] + sorted(set(paths) - set(started))
 
 
+def rank_trials(trials: list[dict], direction: str) -> list[dict]:
+    """Finished trials best first (`direction` "max" or "min"), then the others in start order."""
+    done = sorted(finished(trials), key=lambda t: t["score"], reverse=direction == "max")
+    return done + [t for t in trials if t["score"] is None]
+
+
+def format_trials_table(trials: list[dict], objective: str, direction: str) -> str:
+    """Return the trials as a text table sorted by the objective, one row per trial."""
+    from fashion.progress import format_score
+
+    header = ("rank", "trial", "status", objective, "epochs", "hyperparameters")
+    rows = [header]
+    for rank, trial in enumerate(rank_trials(trials, direction), start=1):
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in trial["values"].items())
+        rows.append((str(rank), trial["trial_id"], str(trial["status"]).lower(),
+                     format_score(trial["score"]), str(trial["epochs"] or ""), shown))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)),
+                                row[-1]]) for row in rows)
+
+
 def finished(trials: list[dict]) -> list[dict]:
     return [t for t in trials if t["score"] is not None]
 
