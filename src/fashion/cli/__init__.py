@@ -1,0 +1,41 @@
+"""The `fashion` command: parse, build the config, call the library, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import fashion
+from fashion.errors import FashionError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+    try:
+        return args.handler(args) or 0
+    except FashionError as e:
+        print(f"fashion: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\nfashion: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error of `fashion`."""
+
+    def error(self, message):
+        self.exit(2, f"fashion: error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fashion.cli import models, search
+
+    parser = _Parser(prog="fashion", description=fashion.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    search.add_commands(commands)
+    models.add_commands(commands)
+    return parser

@@ -1,0 +1,129 @@
+"""The commands that use a trained model: evaluate, report, predict, export and serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fashion.cli.search import add_data_options
+
+
+def add_commands(commands) -> None:
+    """Add evaluate, report, predict, export and serve: the commands that use a trained model."""
+    evaluate = commands.add_parser("evaluate", help="metrics of a saved .keras model on the test "
+                                   "split")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="a .keras file, e.g. "
+                          "RUN_DIR/model.keras (loaded in safe mode)")
+    add_data_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    report = commands.add_parser("report", help="rebuild report.html and report.md of a run "
+                                 "directory from its saved files")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    report.add_argument("--data-dir", help="folder of the Fashion-MNIST .gz files, for the image "
+                        "figures (default: the run's, else $FASHION_MNIST_DIR)")
+    report.set_defaults(handler=cmd_report)
+
+    _add_predict_parser(commands)
+    _add_export_parser(commands)
+    _add_serve_parser(commands)
+
+
+def _add_predict_parser(commands) -> None:
+    from fashion.images import INVERT_CHOICES
+
+    predict = commands.add_parser("predict", help="classify image files, folders of them, or "
+                                  ".npy arrays of 28x28 images")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="PNG, JPEG, BMP, GIF, WebP or TIFF files, folders, .npy arrays")
+    predict.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                         "`fashion export` (default: the shipped model)")
+    predict.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
+                         help="make the garment light on black: auto (when the background is "
+                         "light, the default), always or never")
+    predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def _add_export_parser(commands) -> None:
+    from fashion.export import FORMATS
+
+    export = commands.add_parser("export", help="write a model for another runtime")
+    export.add_argument("model", type=Path, metavar="MODEL", help="a .keras model")
+    export.add_argument("--format", required=True, choices=list(FORMATS),
+                        help="onnx: one .onnx file; saved_model: a TensorFlow SavedModel folder")
+    export.add_argument("--out", required=True, type=Path, help="where to write it (must not "
+                        "exist)")
+    export.set_defaults(handler=cmd_export)
+
+
+def _add_serve_parser(commands) -> None:
+    serve = commands.add_parser("serve", help="serve the model over HTTP, with a web page")
+    serve.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
+                       "`fashion export` (default: the shipped model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from fashion.config import config_from_preset
+    from fashion.data import load_fashion_mnist, split_data
+    from fashion.evaluate import evaluate_model, format_metrics
+    from fashion.rundir import load_model
+
+    model = load_model(args.model)  # first: a bad model file fails before the data loads
+    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                data_dir=args.data_dir)
+    arrays, _ = load_fashion_mnist(config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    metrics = evaluate_model(model, splits.x_test, splits.y_test, "test")
+    if args.json:
+        print(json.dumps({"model": str(args.model), "split": splits.name, "test": metrics},
+                         indent=2))
+    else:
+        print(f"model: {args.model}   data split: {splits.name}")
+        print(format_metrics(metrics))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fashion.run_report import write_report
+
+    path = write_report(args.run_dir, data_dir=args.data_dir)
+    print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from fashion.errors import ConfigError
+    from fashion.predict import format_table, load_inputs, load_predictor, predictions
+
+    if not 1 <= args.top <= 10:
+        raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
+    names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
+    probabilities = load_predictor(args.model).probabilities(images)
+    results = predictions(names, probabilities, args.top)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fashion.export import export_model
+
+    print(f"{args.format} model: {export_model(args.model, args.format, args.out)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from fashion.serve import create_app
+
+    app = create_app(args.model)  # loads the model now: a bad one fails before listening
+    uvicorn.run(app, host=args.host, port=args.port)

@@ -1,0 +1,169 @@
+"""The commands that make run directories: data, run, tune (alone or distributed) and trials."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_commands(commands) -> None:
+    """Add data, run, tune and trials: the commands that make run directories."""
+    data = commands.add_parser("data", help="show the splits and write a grid of sample images")
+    add_data_options(data)
+    data.add_argument("--out", type=Path, default=Path("samples.png"),
+                      help="where to write the sample grid (default: samples.png)")
+    data.set_defaults(handler=cmd_data)
+
+    run = commands.add_parser("run", help="the main job: tune, retrain the best, evaluate")
+    _add_search_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    tune = commands.add_parser("tune", help="the search alone, into a run directory")
+    _add_search_options(tune)
+    _add_distributed_options(tune)
+    tune.set_defaults(handler=cmd_tune)
+
+    trials = commands.add_parser("trials", help="the trials of a search, best first")
+    trials.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory")
+    trials.set_defaults(handler=cmd_trials)
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder with the four original Fashion-MNIST .gz files "
+                        "(default: $FASHION_MNIST_DIR, else Keras's download)")
+    parser.add_argument("--split", choices=["seed", "standard"], help="seed: the notebook's "
+                        "6,000/4,000 split of the test images; standard: validation from training")
+    parser.add_argument("--seed", type=int, help="random seed of the whole run (default 42)")
+    parser.add_argument("--limit", type=int, help="use at most this many images per split")
+
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    from fashion.config import OBJECTIVES, PRESETS, SPACES, TUNERS
+
+    add_data_options(parser)
+    parser.add_argument("--preset", default="default", choices=list(PRESETS),
+                        help="settings to start from (default: default; seed: the notebook's)")
+    parser.add_argument("--space", choices=SPACES, help="search space")
+    parser.add_argument("--tuner", choices=TUNERS, help="KerasTuner tuner")
+    parser.add_argument("--objective", choices=list(OBJECTIVES), help="what the search optimises")
+    parser.add_argument("--max-epochs", type=int, help="epochs of the longest trial")
+    parser.add_argument("--factor", type=int, help="Hyperband's reduction factor (>= 2)")
+    parser.add_argument("--max-trials", type=int, help="trials of the random/bayesian tuners")
+    parser.add_argument("--executions-per-trial", type=int, help="models trained per trial")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="start no new trial after this many minutes")
+    parser.add_argument("--search-images", type=int,
+                        help="training images the search sees (stratified sample)")
+    parser.add_argument("--search-patience", type=int, help="early-stopping patience in trials")
+    parser.add_argument("--final-epochs", type=int, help="most epochs of the final training")
+    parser.add_argument("--final-patience", type=int, help="early-stopping patience, final")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what --out holds instead of resuming it")
+
+
+def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "distributed search", "one chief hands out trials to workers over gRPC; all share --out "
+        "and the same search options (or set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, "
+        "KERASTUNER_ORACLE_PORT yourself)")
+    role = group.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="serve trials to the workers")
+    role.add_argument("--worker", metavar="ID", help="run trials from the chief as worker ID")
+    group.add_argument("--oracle-host", help="chief: address to listen on (0.0.0.0 for all); "
+                       "worker: the chief's address (default: $KERASTUNER_ORACLE_IP or 127.0.0.1)")
+    group.add_argument("--oracle-port", type=int, help="the chief's port (default: "
+                       "$KERASTUNER_ORACLE_PORT or 8000)")
+    group.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                       help="chief: drop a worker silent this long and retry its trial "
+                       "(default 60)")
+
+
+def _config_from_args(args):
+    from dataclasses import fields
+
+    from fashion.config import RunConfig, config_from_preset
+
+    options = {f.name: getattr(args, f.name, None) for f in fields(RunConfig) if f.name != "preset"}
+    return config_from_preset(args.preset, **options)
+
+
+def _command_line() -> str:
+    return shlex.join(["fashion", *sys.argv[1:]])
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def _set_distributed_environment(args) -> None:
+    """Turn --chief/--worker into the KerasTuner variables that select the role."""
+    from fashion.distribute import ORACLE_IP, ORACLE_PORT, role_environment
+
+    if not (args.chief or args.worker):
+        return
+    port = args.oracle_port if args.oracle_port is not None else \
+        int(os.environ.get(ORACLE_PORT, 0)) or None
+    os.environ.update(role_environment(
+        args.chief, args.worker, args.oracle_host or os.environ.get(ORACLE_IP), port,
+        args.worker_timeout))
+
+
+def cmd_data(args) -> int:
+    from fashion.config import config_from_preset
+    from fashion.data import class_counts, load_fashion_mnist, split_data
+    from fashion.report import plot_samples
+
+    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                data_dir=args.data_dir)
+    arrays, _ = load_fashion_mnist(config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    print(f"split: {splits.name}")
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
+        print(f"x_{part}: {x.shape}  y_{part}: {y.shape}  images per class: {class_counts(y)}")
+    path = plot_samples(splits.x_train, splits.y_train, args.out)
+    print(f"sample grid: {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from fashion.evaluate import format_metrics
+    from fashion.pipeline import run
+
+    result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
+                 command=_command_line(), report=_report)
+    print(format_metrics(result.metrics["test"]))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from fashion.pipeline import search
+
+    config = _config_from_args(args)
+    _set_distributed_environment(args)
+    run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
+                                          command=_command_line(), report=_report)
+    if best_hp is None:
+        print(f"worker finished after {seconds:.0f} s; the chief holds the results")
+        return 0
+    print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_trials(args) -> int:
+    from fashion.config import OBJECTIVES, load_config
+    from fashion.rundir import CONFIG
+    from fashion.trial_records import format_trials_table, load_trials
+
+    objective = "val_accuracy"
+    if (args.run_dir / CONFIG).exists():
+        objective = load_config(args.run_dir / CONFIG).objective
+    trials = load_trials(args.run_dir)
+    print(format_trials_table(trials, objective, OBJECTIVES[objective]))
+    return 0
