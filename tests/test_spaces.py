@@ -9,6 +9,7 @@ from fashion.spaces import (
     CNNHyperModel,
     MLPHyperModel,
     build_hypermodel,
+    compile_options,
 )
 
 
@@ -77,6 +78,16 @@ def test_cnn_filters_of_a_third_block_are_only_active_with_three_blocks():
     assert hp.is_active("filters_2")
     hp.values["conv_blocks"] = 2
     assert hp.is_active("filters_1") and not hp.is_active("filters_2")
+
+
+@pytest.mark.parametrize("backend, family, expected", [
+    ("tensorflow", "mlp", {"jit_compile": True, "steps_per_execution": 50}),
+    ("tensorflow", "cnn", {"jit_compile": False, "steps_per_execution": 10}),
+    ("jax", "cnn", {"jit_compile": "auto", "steps_per_execution": 10}),
+    ("torch", "mlp", {}),  # torch refuses steps_per_execution > 1
+])
+def test_compile_options_suit_each_backend(backend, family, expected):
+    assert compile_options(family, backend) == expected
 
 
 def test_build_hypermodel_by_name():
