@@ -1,6 +1,7 @@
 """The tuning engine at tiny scale: budgets, resume after SIGKILL, refused changes, chief and
-workers on loopback, seeded searches, bad options."""
+workers on loopback, seeded searches, memory, bad options."""
 
+import gc
 import json
 import os
 import signal
@@ -11,10 +12,13 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
+from tensorflow.python.framework.func_graph import FuncGraph
 
 from fashion import spaces
 from fashion.cli import main
+from fashion.tune import releasing_traced_graphs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = ["--limit", "200", "--max-epochs", "1", "--tuner", "random"]
@@ -219,6 +223,25 @@ def test_the_same_seed_repeats_the_hyperparameter_sequence(data_dir, tmp_path, c
     scores = [[t["score"] for _, t in sorted(_trials(out).items())] for out in runs]
     assert scores[0] == scores[1]  # a seed per trial: the same training, too
     assert json.loads((runs[0] / "config.json").read_text())["seed"] == 7
+
+
+# --- memory ---
+
+def _live_func_graphs() -> int:
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+def test_a_trained_models_graphs_are_freed_after_the_block():
+    before = _live_func_graphs()
+    with releasing_traced_graphs():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(np.zeros((8, 4)), np.zeros((8, 2)), verbose=0)
+        assert _live_func_graphs() > before
+    del model
+    keras.backend.clear_session()
+    assert _live_func_graphs() == before
 
 
 # --- bad options ---
