@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,28 +42,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+# Each measurement runs alone in this script's child processes.
+MEASUREMENTS = Path(__file__).with_name("speed_measurements.py")
+sys.path.insert(0, str(MEASUREMENTS.parent))
+from speed_measurements import (  # noqa: E402
+    FULL,
+    FULL_EPOCH_IMAGES,
+    PREDICT_IMAGES,
+    QUICK,
+    RESULT_PREFIX,
+)
 
-# The notebook's MLP: three ReLU layers, Adam, batch 32.
-MLP_UNITS = (504, 288, 408)
-MLP_BATCH_SIZE = 32
-MLP_LEARNING_RATE = 1e-3
-FULL_EPOCH_IMAGES = 60_000
-
-# tuner_images None: the default search sample, RunConfig.search_images. --quick takes 6,400
-# images, not 6,000, so that every batch size divides them: a partial last batch would make
-# XLA compile a second program inside the timed epochs.
-FULL = dict(images=None, epochs=5, latency_calls=1000, throughput_repeats=3, tuner_trials=3,
-            tuner_images=None, tuner_val_images=None)
-QUICK = dict(images=6400, epochs=2, latency_calls=200, throughput_repeats=1, tuner_trials=2,
-             tuner_images=2000, tuner_val_images=1000)
-PREDICT_IMAGES = 10_000
-# Batch throughput feeds the 10,000 images in chunks: a single 10,000-image CNN call would
-# hold ~1 GB of first-layer activations, and chunks this size already amortise the call cost.
-PREDICT_CHUNK = 1000
-LATENCY_WARMUP_CALLS = 20
 CHILD_TIMEOUT_S = 600
-RESULT_PREFIX = "RESULT "
 
 # Goals of issue 7.
 GOAL_MLP_EPOCH_S = 4.0
@@ -75,378 +64,7 @@ GOAL_BATCH_IMAGES_PER_S = 20_000
 GOAL_TUNER_OVERHEAD = 0.05
 
 
-# --------------------------------------------------------------------------------------------
-# Measurements: each runs in a child process and returns a dict of figures.
-# --------------------------------------------------------------------------------------------
-
-def load_train(images: int | None):
-    """Return the splits, with at most `images` training images, and those as (x, one-hot y)."""
-    from fashion.data import load_fashion_mnist, one_hot, sample_train, split_data
-
-    arrays, _ = load_fashion_mnist()
-    splits = sample_train(split_data(arrays), images, seed=0)
-    y = one_hot(splits.y_train)
-    reset_peak_memory()
-    return splits, splits.x_train, y
-
-
-def epoch_timer():
-    """Return a Keras callback that records the wall time of every epoch."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
-    return EpochTimer()
-
-
-def epoch_figures(seconds: list[float], images: int) -> dict:
-    """Median epoch time past the first (tracing, compilation) epoch, and images/s."""
-    steady = seconds[1:] or seconds
-    epoch_s = float(np.median(steady))
-    return {"epoch_s": epoch_s, "images_per_s": images / epoch_s, "images": images,
-            "epochs_timed": len(steady)}
-
-
-def mlp_hyperparameters():
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed("num_layers", len(MLP_UNITS))
-    for i, units in enumerate(MLP_UNITS):
-        hp.Fixed(f"layer_units_{i}", units)
-    hp.Fixed("learning_rate", MLP_LEARNING_RATE)
-    return hp
-
-
-def build_model(family: str, settings: str):
-    """Build a model through fashion's HyperModel; `settings="keras"` recompiles it plainly.
-
-    Returns (hypermodel, hyperparameters, model). The CNN's hyperparameters are its defaults.
-    """
-    import keras
-    import keras_tuner
-
-    from fashion.spaces import CNNHyperModel, MLPHyperModel
-
-    if family == "mlp":
-        hypermodel, hp = MLPHyperModel(), mlp_hyperparameters()
-    else:
-        hypermodel, hp = CNNHyperModel(), keras_tuner.HyperParameters()
-    model = hypermodel.build(hp)
-    if settings == "keras":
-        # Same model, loss and optimizer; compile's own defaults instead of compile_options.
-        model.compile(optimizer=keras.optimizers.Adam(hp.get("learning_rate")),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
-    return hypermodel, hp, model
-
-
-def forward_flops(model) -> int:
-    """Floating-point operations of one image's forward pass through Dense and Conv2D layers.
-
-    A multiply-add counts 2; activations, pooling and batch norm are a few percent and left
-    out. Training costs about 3x this: the backward pass computes two products of the same size.
-    """
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += 2 * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, keras.layers.Conv2D):
-            height, width = layer.output.shape[1:3]
-            total += 2 * height * width * int(np.prod(layer.kernel.shape))
-    return total
-
-
-def measure_matmul_peak(size: int = 2048, repeats: int = 10) -> dict:
-    """The machine's float32 matrix-multiply rate, the yardstick for every GFLOP/s figure."""
-    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return {"gflops": 2 * size**3 / best / 1e9, "size": size}
-
-
-def measure_keras_training(family: str, settings: str, cfg: dict) -> dict:
-    _, x, y = load_train(cfg["images"])
-    hypermodel, hp, model = build_model(family, settings)
-    timer = epoch_timer()
-    if family == "mlp":
-        model.fit(x, y, batch_size=MLP_BATCH_SIZE, epochs=cfg["epochs"], callbacks=[timer],
-                  verbose=0)
-    else:
-        hypermodel.fit(hp, model, x, y, epochs=cfg["epochs"], callbacks=[timer], verbose=0)
-    return {**epoch_figures(timer.seconds, len(x)), "jit_compile": str(model.jit_compile),
-            "steps_per_execution": model.steps_per_execution,
-            "flops_per_image": 3 * forward_flops(model)}
-
-
-def torch_cnn(filters, kernel_size, dense_units, dropout):
-    """The default CNN in PyTorch: per block conv (no bias) - batch norm - ReLU - max pool."""
-    from torch import nn
-
-    layers, channels = [], 1
-    for f in filters:
-        layers += [nn.Conv2d(channels, f, kernel_size, padding="same", bias=False),
-                   nn.BatchNorm2d(f),
-                   nn.ReLU(), nn.MaxPool2d(2)]
-        channels = f
-    side = 28 // 2 ** len(filters)
-    layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * side * side, dense_units),
-               nn.ReLU(), nn.Linear(dense_units, 10)]
-    return nn.Sequential(*layers)
-
-
-class BatchSizeOfFit:
-    """Stands in for a Keras model: `fit` returns the batch size it was given."""
-
-    def fit(self, x, y, batch_size=None, **kwargs):
-        return batch_size
-
-
-def measure_torch_training(cfg: dict) -> dict:
-    import keras_tuner
-    import torch
-
-    from fashion.spaces import CNNHyperModel
-
-    # Use every core, as TensorFlow does, so the reference is not handicapped.
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    splits, _, _ = load_train(cfg["images"])
-    # The Keras CNN's defaults, read from the HyperModel so both sides train the same network:
-    # `build` registers the architecture's, and `fit` on a stand-in model hands the batch size.
-    hypermodel, hp = CNNHyperModel(), keras_tuner.HyperParameters()
-    keras_model = hypermodel.build(hp)
-    batch_size = hypermodel.fit(hp, BatchSizeOfFit(), splits.x_train, splits.y_train)
-    x = torch.from_numpy(np.ascontiguousarray(splits.x_train.transpose(0, 3, 1, 2)))
-    y = torch.from_numpy(splits.y_train)
-    model = torch_cnn(filters=[hp.get(f"filters_{i}") for i in range(hp.get("conv_blocks"))],
-                      kernel_size=hp.get("kernel_size"), dense_units=hp.get("dense_units"),
-                      dropout=hp.get("dropout"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp.get("learning_rate"))
-    loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(0)
-    seconds = []
-    model.train()
-    for _ in range(cfg["epochs"]):
-        start = time.perf_counter()
-        order = torch.randperm(len(x), generator=generator)
-        for i in range(0, len(x), batch_size):
-            rows = order[i:i + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[rows]), y[rows])
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - start)
-    return {**epoch_figures(seconds, len(x)), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "flops_per_image": 3 * forward_flops(keras_model)}
-
-
-def measure_tuner_overhead(cfg: dict) -> dict:
-    """Time RandomSearch trials of the default CNN space against the `fit` inside each.
-
-    Trials train one epoch on the default search sample (RunConfig.search_images), the
-    shortest trial a default Hyperband search runs, so overhead is a worst-case fraction.
-    """
-    import keras_tuner
-
-    from fashion.config import RunConfig
-    from fashion.data import one_hot, sample_train
-    from fashion.spaces import CNNHyperModel
-
-    class TimedCNN(CNNHyperModel):
-        def fit(self, hp, model, *args, **kwargs):
-            start = time.perf_counter()
-            history = super().fit(hp, model, *args, **kwargs)
-            fit_seconds.append(time.perf_counter() - start)
-            return history
-
-    class TimedRandomSearch(keras_tuner.RandomSearch):
-        # A trial runs from asking the oracle for it to recording its result.
-        def pre_create_trial(self):
-            super().pre_create_trial()
-            self.trial_start = time.perf_counter()
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            trial_seconds.append(time.perf_counter() - self.trial_start)
-
-    fit_seconds, trial_seconds = [], []
-    config = RunConfig()
-    splits, _, _ = load_train(cfg["images"])
-    splits = sample_train(splits, cfg["tuner_images"] or config.search_images, seed=config.seed)
-    val_images = cfg["tuner_val_images"] or len(splits.x_val)
-    with tempfile.TemporaryDirectory() as directory:
-        tuner = TimedRandomSearch(
-            hypermodel=TimedCNN(seed=config.seed), objective="val_accuracy",
-            max_trials=cfg["tuner_trials"], seed=config.seed, directory=directory,
-            project_name="speed")
-        validation = (splits.x_val[:val_images], one_hot(splits.y_val[:val_images]))
-        tuner.search(splits.x_train, one_hot(splits.y_train), validation_data=validation,
-                     epochs=1, verbose=0)
-    overhead = [t - f for t, f in zip(trial_seconds, fit_seconds, strict=True)]
-    return {"trials": len(trial_seconds), "trial_s": float(np.median(trial_seconds)),
-            "fit_s": float(np.median(fit_seconds)), "overhead_s": float(np.median(overhead)),
-            "overhead_fraction": float(np.median(overhead) / np.median(fit_seconds)),
-            "images": len(splits.x_train), "val_images": val_images}
-
-
-def latency_ms(call, image, calls: int) -> tuple[float, float]:
-    """Return p50 and p99 in ms of `call(image)` after a warm-up."""
-    for _ in range(LATENCY_WARMUP_CALLS):
-        call(image)
-    times = np.empty(calls)
-    for i in range(calls):
-        start = time.perf_counter()
-        call(image)
-        times[i] = time.perf_counter() - start
-    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
-
-
-def batch_images_per_s(call, images, repeats: int) -> float:
-    """Median images/s of predicting all `images` in PREDICT_CHUNK-sized calls."""
-    call(images[:PREDICT_CHUNK])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(images), PREDICT_CHUNK):
-            call(images[i:i + PREDICT_CHUNK])
-        times.append(time.perf_counter() - start)
-    return len(images) / float(np.median(times))
-
-
-def predict_images(count: int) -> np.ndarray:
-    """Test images as the model sees them: float32 (N, 28, 28, 1)."""
-    from fashion.data import load_fashion_mnist, scale_images
-
-    (_, _), (x_test, _) = load_fashion_mnist()[0]
-    images = scale_images(x_test[:count])
-    reset_peak_memory()
-    return images
-
-
-def keras_predict_function(model):
-    """Return images -> probabilities as one compiled function (no `predict()` per call)."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda images: compiled(tf.convert_to_tensor(images)).numpy()
-    return lambda images: keras.ops.convert_to_numpy(model(images, training=False))
-
-
-def measure_keras_predict(family: str, cfg: dict, onnx_path: str | None) -> dict:
-    """Latency and throughput of the untrained model (speed does not depend on the weights).
-
-    Then exports it to `onnx_path` for the ONNX Runtime measurement, after reading the peak
-    memory so that the export's own memory is not counted.
-    """
-    images = predict_images(PREDICT_IMAGES)
-    _, _, model = build_model(family, "fashion")
-    predict = keras_predict_function(model)
-    p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
-    throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
-    result = {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput, "peak_mib": peak_mib(),
-              "flops_per_image": forward_flops(model)}
-    if onnx_path:
-        result["onnx"] = export_onnx(model, onnx_path)
-        # The ONNX Runtime process reads the same images from here, so it needs no TensorFlow.
-        np.save(images_path(onnx_path), images)
-    return result
-
-
-def images_path(onnx_path: str) -> Path:
-    return Path(onnx_path).with_suffix(".images.npy")
-
-
-def export_onnx(model, path: str) -> str:
-    """Export with fashion.export when it exists, else Keras's ONNX export; return how."""
-    try:
-        from fashion import export
-    except ImportError:
-        export = None
-    if export is not None and hasattr(export, "export_onnx"):
-        export.export_onnx(model, path)
-        return "fashion.export"
-    model.export(path, format="onnx", verbose=False)
-    return "keras model.export"
-
-
-def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    images = np.load(images_path(onnx_path))
-    reset_peak_memory()
-
-    def predict(batch):
-        return session.run(None, {name: batch})[0]
-
-    p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
-    throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
-    return {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput,
-            "onnxruntime": onnxruntime.__version__}
-
-
-def reset_peak_memory() -> None:
-    """Forget the transient peak of loading the data, so the peak is the measurement's own.
-
-    Linux resets the process's high-water mark, which ru_maxrss reports, on writing 5 to
-    clear_refs; elsewhere the peak keeps the loading's and the figure is an upper bound.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_mib() -> float:
-    """Peak resident memory of this process since the last reset, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-
-
-def run_measurement(args) -> dict:
-    """Child process entry point: run the measurement `args.child` names."""
-    cfg = QUICK if args.quick else FULL
-    kind, _, variant = args.child.partition(":")
-    if kind == "train":
-        family, settings = variant.split("-")
-        result = measure_keras_training(family, settings, cfg)
-    elif kind == "matmul":
-        result = measure_matmul_peak()
-    elif kind == "torch":
-        result = measure_torch_training(cfg)
-    elif kind == "tuner":
-        result = measure_tuner_overhead(cfg)
-    elif kind == "predict":
-        result = measure_keras_predict(variant, cfg, args.onnx_path)
-    elif kind == "onnx":
-        result = measure_onnx_predict(cfg, args.onnx_path)
-    else:
-        raise ValueError(f"unknown measurement {args.child!r}")
-    result.setdefault("peak_mib", peak_mib())
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# Parent: run each measurement in a subprocess, then judge the goals and print the table.
-# --------------------------------------------------------------------------------------------
+# The table: run each measurement in a subprocess, judge the goals, print the rows.
 
 @dataclass
 class Row:
@@ -465,7 +83,7 @@ class Row:
 def run_child(name: str, args, onnx_path: str | None = None) -> tuple[dict | None, str]:
     """Run one measurement in a fresh interpreter; return its figures, or None and why not."""
     quick = args is not None and args.quick
-    command = [sys.executable, __file__, "--child", name] + (["--quick"] if quick else [])
+    command = [sys.executable, str(MEASUREMENTS), name] + (["--quick"] if quick else [])
     if onnx_path:
         command += ["--onnx-path", onnx_path]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -686,13 +304,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="6,400 images and 2 epochs: checks the script in a few minutes")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--onnx-path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    if args.child:
-        print(RESULT_PREFIX + json.dumps(run_measurement(args)), flush=True)
-        return
 
     header = machine_header(args)
     start = time.monotonic()
