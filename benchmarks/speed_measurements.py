@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 # The notebook's MLP: three ReLU layers, Adam, batch 32.
-# The notebook's MLP: three ReLU layers, Adam, batch 32.
 MLP_UNITS = (504, 288, 408)
 MLP_BATCH_SIZE = 32
 MLP_LEARNING_RATE = 1e-3

@@ -23,6 +23,8 @@ def test_explicit_options_win_over_the_preset():
     (dict(space="rnn"), "unknown space 'rnn'"),
     (dict(max_epochs=0), "--max-epochs must be an integer >= 1"),
     (dict(limit=5), "--limit must be an integer >= 20"),
+    (dict(space="vgg", final_time_budget=0.0), "--final-time-budget must be a positive number"),
+    (dict(space="cnn", final_time_budget=10.0), "--final-time-budget needs --space vgg"),
 ])
 def test_absurd_options_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -32,3 +34,10 @@ def test_absurd_options_are_refused(changes, message):
 def test_unknown_preset_is_refused():
     with pytest.raises(ConfigError, match="unknown preset 'fast'"):
         config_from_preset("fast")
+
+
+def test_best_preset_fits_an_hour_and_keeps_the_test_set_out_of_every_choice():
+    config = config_from_preset("best")
+    assert config.space == "vgg" and config.split == "standard"
+    assert config.time_budget + config.final_time_budget <= 57  # minutes left for data and report
+    assert config.final_patience is None  # the one-cycle schedule's last weights are kept

@@ -3,13 +3,16 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from fashion.schedules import OneCycle
 from fashion.spaces import (
     MLP_LEARNING_RATES,
     AugmentedBatches,
     CNNHyperModel,
     MLPHyperModel,
+    VGGHyperModel,
     build_hypermodel,
     compile_options,
+    erase_random_rectangles,
 )
 
 
@@ -93,3 +96,33 @@ def test_compile_options_suit_each_backend(backend, family, expected):
 def test_build_hypermodel_by_name():
     assert isinstance(build_hypermodel("mlp"), MLPHyperModel)
     assert isinstance(build_hypermodel("cnn"), CNNHyperModel)
+    assert isinstance(build_hypermodel("vgg"), VGGHyperModel)
+
+
+def test_random_erasing_zeroes_one_rectangle_per_chosen_image():
+    images = np.ones((200, 28, 28, 1), dtype="float32")
+    erased = erase_random_rectangles(images, 0.5, np.random.default_rng(0))
+    zeros = (erased == 0).sum(axis=(1, 2, 3))
+    assert erased.dtype == images.dtype and images.min() == 1.0  # the input is left alone
+    assert 60 < (zeros > 0).sum() < 140
+    assert zeros[zeros > 0].min() >= 16 and zeros.max() <= 144  # 4x4 to 12x12
+    for image in erased[zeros > 0]:
+        rows, cols = np.nonzero(image[..., 0] == 0)
+        assert len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one solid rectangle
+
+
+def test_vgg_space_fits_with_its_schedule_and_erasing():
+    hp = keras_tuner.HyperParameters()
+    hypermodel = VGGHyperModel(seed=0)
+    hypermodel.declare_hyperparameters(hp)
+    model = hypermodel.build(hp)
+    assert hp.get("erase_probability") == 0.5 and hp.get("label_smoothing") == 0.1
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] \
+        == [32, 64, 64, 128]
+    x = np.random.rand(64, 28, 28, 1).astype("float32")
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    history = hypermodel.fit(hp, model, x, y, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    # One step an epoch: the second, last step ran at half-way through the one-cycle schedule.
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        OneCycle(hp.get("learning_rate")).rate(0.5), rel=1e-5)

@@ -68,6 +68,8 @@ def load_model(path: Path):
     """
     import keras
 
+    from fashion.layers import HorizontalFlip
+
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelError(f"{path} is not a .keras file; pass a model saved by `fashion run`")
@@ -77,7 +79,8 @@ def load_model(path: Path):
         raise ModelError(f"{path} is not a Keras model (not a .keras zip archive); pass a model "
                          "saved by `fashion run`")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False,
+                                        custom_objects={"HorizontalFlip": HorizontalFlip})
     except Exception as e:  # Keras raises ValueError, KeyError, OSError... for bad files.
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         if "safe_mode" in str(e):

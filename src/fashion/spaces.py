@@ -7,6 +7,7 @@ import keras_tuner
 import numpy as np
 
 from fashion import NUM_CLASSES
+from fashion.schedules import OneCycle
 
 INPUT_SHAPE = (28, 28, 1)
 # The notebook's learning rates: 1.0, 1e-1, ..., 1e-6.
@@ -136,9 +137,10 @@ class AugmentedBatches(keras.utils.PyDataset):
     the training step it feeds.
     """
 
-    def __init__(self, x, y, batch_size, seed=0, max_shift=2):
+    def __init__(self, x, y, batch_size, seed=0, max_shift=2, erase_probability=0.0):
         super().__init__()
         self.x, self.y, self.batch_size, self.max_shift = x, y, batch_size, max_shift
+        self.erase_probability = erase_probability
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x))
 
@@ -156,12 +158,93 @@ class AugmentedBatches(keras.utils.PyDataset):
         windows = np.lib.stride_tricks.sliding_window_view(padded, images.shape[1:3], axis=(1, 2))
         dy, dx = self.rng.integers(0, 2 * m + 1, size=(2, len(rows)))
         shifted = windows[np.arange(len(rows)), dy, dx]  # (n, channels, 28, 28)
-        return np.moveaxis(shifted, 1, -1), self.y[rows]
+        images = np.moveaxis(shifted, 1, -1)
+        if self.erase_probability:
+            images = erase_random_rectangles(images, self.erase_probability, self.rng)
+        return images, self.y[rows]
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.x))
 
 
+def erase_random_rectangles(images, probability, rng, min_side=4, max_side=12):
+    """Zero one random rectangle in each image with the given probability (random erasing).
+
+    Zhong et al., 2017: hiding part of a garment makes the network use all of it.
+    """
+    n, height, width = images.shape[:3]
+    sides = rng.integers(min_side, max_side + 1, size=(2, n))
+    top = rng.integers(0, height - sides[0] + 1)
+    left = rng.integers(0, width - sides[1] + 1)
+    rows, cols = np.arange(height), np.arange(width)
+    inside_rows = (rows >= top[:, None]) & (rows < (top + sides[0])[:, None])
+    inside_cols = (cols >= left[:, None]) & (cols < (left + sides[1])[:, None])
+    erased = inside_rows[:, :, None] & inside_cols[:, None, :]
+    erased &= (rng.random(n) < probability)[:, None, None]
+    return np.where(erased[..., None], 0.0, images).astype(images.dtype)
+
+
+class VGGHyperModel(keras_tuner.HyperModel):
+    """The `best` preset's space: a fixed VGG-style network, tuned in how it is trained.
+
+    Three stages of 3x3 convolutions with batch norm (32, 2x64, 128 filters, 28x28 -> 14x14 ->
+    7x7), trained with AdamW on a one-cycle learning rate, label smoothing, and flips, shifts
+    and random erasing. The architecture is fixed by its cost: at about 45 s an epoch of 54,000
+    images on 2 cores, it is the widest that trains for tens of epochs inside the hour; a search
+    over widths would spend that hour on networks it cannot afford to train.
+    """
+
+    family = "cnn"
+    widths = (32, 64, 128)
+    convolutions = (1, 2, 1)
+    batch_size = 128
+
+    def __init__(self, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+
+    def build(self, hp):
+        x = inputs = keras.Input(INPUT_SHAPE)
+        stages = zip(self.widths, self.convolutions, strict=True)
+        for stage, (filters, repeats) in enumerate(stages):
+            if stage:
+                x = keras.layers.MaxPooling2D()(x)
+            for _ in range(repeats):
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.Activation("relu")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3))(x)
+        outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(x)
+        model = keras.Model(inputs, outputs)
+        learning_rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log", default=3e-3)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate, weight_decay=hp.Float("weight_decay", 1e-3, 1e-1, sampling="log",
+                                                 default=1e-2))
+        loss = keras.losses.CategoricalCrossentropy(
+            label_smoothing=hp.Choice("label_smoothing", [0.0, 0.1], default=0.1))
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                      **compile_options(self.family))
+        return model
+
+    def declare_hyperparameters(self, hp):
+        """Declare the `fit`-level choice up front (see `CNNHyperModel`)."""
+        _erase_probability(hp)
+
+    def fit(self, hp, model, x, y, deadline: float | None = None, callbacks=(), **kwargs):
+        """Train on augmented batches under a one-cycle schedule that ends by `deadline`."""
+        batches = AugmentedBatches(x, y, self.batch_size, seed=self.seed,
+                                   erase_probability=_erase_probability(hp))
+        schedule = OneCycle(hp.get("learning_rate"), deadline=deadline)
+        return model.fit(batches, callbacks=[*callbacks, schedule], **kwargs)
+
+
+def _erase_probability(hp) -> float:
+    return hp.Choice("erase_probability", [0.0, 0.5], default=0.5)
+
+
 def build_hypermodel(space: str, seed: int = 0) -> keras_tuner.HyperModel:
     """Return the HyperModel for a space name, seeded where it draws random numbers."""
-    return CNNHyperModel(seed=seed) if space == "cnn" else MLPHyperModel()
+    if space == "mlp":
+        return MLPHyperModel()
+    return (CNNHyperModel if space == "cnn" else VGGHyperModel)(seed=seed)

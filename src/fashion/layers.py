@@ -1,0 +1,25 @@
+"""The layer `fashion` adds to models it saves: flip test-time augmentation."""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="fashion")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirror images left to right, in training and inference alike (unlike `RandomFlip`)."""
+
+    def call(self, images):
+        return keras.ops.flip(images, axis=2)
+
+
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """Wrap a model so it predicts the mean of its answers for an image and its mirror image.
+
+    Garments are left-right symmetric and the network was trained on flipped images, so the
+    two answers disagree in their errors; their mean is a cheap second opinion (test-time
+    augmentation) at twice the prediction cost.
+    """
+    inputs = keras.Input(model.input_shape[1:])
+    outputs = keras.layers.Average()([model(inputs), model(HorizontalFlip()(inputs))])
+    return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")

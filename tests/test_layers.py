@@ -1,0 +1,32 @@
+import keras
+import numpy as np
+
+from fashion import rundir
+from fashion.layers import HorizontalFlip, with_flip_averaging
+
+
+def test_horizontal_flip_mirrors_left_to_right():
+    images = np.arange(2 * 28 * 28, dtype="float32").reshape(2, 28, 28, 1)
+    np.testing.assert_array_equal(HorizontalFlip()(images), images[:, :, ::-1])
+
+
+def _small_cnn():
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3),
+                             keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+
+
+def test_flip_averaging_predicts_the_mean_of_image_and_mirror():
+    model = _small_cnn()
+    images = np.random.default_rng(0).random((5, 28, 28, 1), dtype="float32")
+    expected = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(with_flip_averaging(model).predict(images, verbose=0), expected,
+                               atol=1e-6)
+
+
+def test_a_flip_averaged_model_survives_a_safe_save_and_load(tmp_path):
+    model = with_flip_averaging(_small_cnn())
+    images = np.random.default_rng(1).random((3, 28, 28, 1), dtype="float32")
+    rundir.save_model(model, tmp_path / "model.keras")
+    loaded = rundir.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                               atol=1e-6)

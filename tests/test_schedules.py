@@ -1,0 +1,55 @@
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from fashion.schedules import OneCycle
+
+
+def test_rate_warms_up_to_the_peak_then_anneals_to_almost_zero():
+    schedule = OneCycle(peak=0.01, warmup=0.25)
+    assert schedule.rate(0.0) == pytest.approx(0.01 / 25)
+    assert schedule.rate(0.25) == pytest.approx(0.01)
+    assert schedule.rate(1.0) == pytest.approx(0.01 / 1000)
+    rates = [schedule.rate(p) for p in np.linspace(0.25, 1.0, 20)]
+    assert all(a > b for a, b in zip(rates[:-1], rates[1:], strict=True))
+
+
+def _tiny_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(1.0), "categorical_crossentropy")
+    return model
+
+
+def _data(n=64):
+    return np.random.rand(n, 4).astype("float32"), keras.utils.to_categorical(np.arange(n) % 2)
+
+
+def test_the_schedule_ends_at_its_last_rate_after_all_epochs():
+    model, (x, y) = _tiny_model(), _data()
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+                        callbacks=[OneCycle(peak=0.1, end_divisor=100)])
+    assert len(history.history["loss"]) == 3
+    last_step = (3 * 8 - 1) / (3 * 8)
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        OneCycle(peak=0.1, end_divisor=100).rate(last_step), rel=1e-5)
+
+
+def test_a_passed_deadline_stops_training_in_its_first_epoch():
+    model, (x, y) = _tiny_model(), _data()
+    history = model.fit(x, y, batch_size=8, epochs=50, verbose=0,
+                        callbacks=[OneCycle(peak=0.1, deadline=time.monotonic())])
+    assert len(history.history["loss"]) == 1
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1 / 1000)
+
+
+def test_a_resumed_fit_runs_a_whole_cycle_over_its_own_epochs():
+    model, (x, y) = _tiny_model(), _data()
+    rates = []
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates.append(float(model.optimizer.learning_rate)))
+    model.fit(x, y, batch_size=8, epochs=4, initial_epoch=2, verbose=0,
+              callbacks=[OneCycle(peak=0.1), probe])
+    assert len(rates) == 2
+    assert rates[1] == pytest.approx(OneCycle(peak=0.1).rate(15 / 16), rel=1e-5)
