@@ -14,7 +14,7 @@ import pytest
 from fashion import run_report, rundir
 from fashion.cli import main
 from fashion.errors import ModelError, RunDirError
-from fashion.report import plot_hyperparameter_effects, plot_tuning_history
+from fashion.report import kept_epoch, plot_hyperparameter_effects, plot_tuning_history
 from fashion.trial_records import hyperparameter_importance, load_trials
 
 FIGURES = {"training_curves.png", "confusion_matrix.png", "per_class_f1.png",
@@ -221,3 +221,11 @@ def test_tuning_plots_accept_hyperband_budgets_and_conditional_values(tmp_path):
                  plot_hyperparameter_effects(trials, ["learning_rate", "filters_1", "opt"],
                                              "val_accuracy", tmp_path / "e.png")):
         assert path.read_bytes()[:8] == PNG
+
+
+def test_kept_epoch_is_early_stoppings_lowest_validation_loss_or_the_last():
+    history = {"loss": [0.9, 0.5, 0.4, 0.3], "val_loss": [0.8, 0.45, 0.45, 0.5],
+               "val_accuracy": [0.7, 0.8, 0.9, 0.85]}
+    # EarlyStopping restores its first minimum of validation loss, not the best accuracy.
+    assert kept_epoch(history, final_patience=3)[0] == 2
+    assert kept_epoch(history, final_patience=None)[0] == 4

@@ -57,24 +57,30 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, per_class: 
     return save_figure(fig, path)
 
 
-def best_epoch(history: dict[str, list[float]], objective: str, direction: str) -> int:
-    """The 1-based epoch whose weights `EarlyStopping(restore_best_weights=True)` kept."""
-    values = np.asarray(history[objective])
-    return int(values.argmax() if direction == "max" else values.argmin()) + 1
+def kept_epoch(history: dict[str, list[float]], final_patience: int | None) -> tuple[int, str]:
+    """The 1-based epoch whose weights the final model has, and why.
+
+    `EarlyStopping(restore_best_weights=True)` watches validation loss and restores its first
+    minimum even when it never stopped; without it (the vgg space's schedule) the last epoch's
+    weights are kept.
+    """
+    if final_patience is None:
+        return len(history["loss"]), "the last, as the one-cycle schedule ends"
+    return int(np.argmin(history["val_loss"])) + 1, "lowest validation loss"
 
 
-def plot_training_curves(history: dict[str, list[float]], objective: str, direction: str,
+def plot_training_curves(history: dict[str, list[float]], final_patience: int | None,
                          path: Path) -> Path:
     """Save loss and accuracy per epoch, training and validation, with the kept epoch marked."""
     epochs = np.arange(1, len(history["loss"]) + 1)
-    best = best_epoch(history, objective, direction)
+    kept, reason = kept_epoch(history, final_patience)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[metric], "o-", label="training")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation")
-        ax.axvline(best, color="0.4", linestyle="--",
-                   label=f"best epoch {best} (best {objective}; weights kept)")
+        ax.axvline(kept, color="0.4", linestyle="--",
+                   label=f"epoch {kept}: weights kept ({reason})")
         ax.set(xlabel="epoch", ylabel=metric, title=f"{metric.capitalize()} per epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -198,6 +198,11 @@ class VGGHyperModel(keras_tuner.HyperModel):
     widths = (32, 64, 128)
     convolutions = (1, 2, 1)
     batch_size = 128
+    # Keras's 0.99 averages batch statistics over ~100 steps: after a 1-epoch trial of 12,000
+    # images (94 steps) 39% of the initial statistics remained, and 1- and 3-epoch trials scored
+    # 0.11-0.56 on validation, a ranking of noise. With 0.9 (statistics of the last ~10 steps)
+    # the same trials scored 0.81-0.89.
+    batch_norm_momentum = 0.9
 
     def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -211,7 +216,7 @@ class VGGHyperModel(keras_tuner.HyperModel):
                 x = keras.layers.MaxPooling2D()(x)
             for _ in range(repeats):
                 x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-                x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.BatchNormalization(momentum=self.batch_norm_momentum)(x)
                 x = keras.layers.Activation("relu")(x)
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3))(x)
