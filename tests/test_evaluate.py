@@ -100,3 +100,21 @@ def test_format_metrics_names_every_class(metrics):
     assert "accuracy 0.7000" in text and "macro F1 0.6944" in text
     for name in CLASS_NAMES:
         assert name in text
+
+
+def test_the_shipped_model_scores_the_test_accuracy_recorded_beside_it(raw_arrays):
+    """What `fashion evaluate` re-measures on a fresh install: the packaged model and record."""
+    import json
+
+    from fashion.data import split_data
+    from fashion.evaluate import evaluate_model
+    from fashion.predict import default_model_path, load_model
+
+    record = json.loads(default_model_path().with_suffix(".json").read_text())
+    splits = split_data(raw_arrays, record["metrics"]["split"])
+    measured = evaluate_model(load_model(), splits.x_test, splits.y_test, "test")
+    recorded = record["metrics"]["test"]
+    assert measured["n_images"] == recorded["n_images"]
+    # Exact up to one image: another CPU's kernels may flip a prediction sitting on a tie.
+    assert abs(measured["accuracy"] - recorded["accuracy"]) <= 1 / recorded["n_images"]
+    assert measured["loss"] == pytest.approx(recorded["loss"], abs=1e-3)
