@@ -87,7 +87,7 @@ def run_row(name: str, run_dir: Path, limit: int | None) -> float:
     return time.monotonic() - started
 
 
-def test_accuracies(model_path: Path, limit: int | None) -> dict[str, float]:
+def measure_test_accuracies(model_path: Path, limit: int | None) -> dict[str, float]:
     """Accuracy of a saved model on the standard and the seed split's test images.
 
     A flip-averaged model (the vgg space's) is also scored without the averaging, its inner
@@ -115,6 +115,7 @@ def test_accuracies(model_path: Path, limit: int | None) -> dict[str, float]:
 
 
 def measure(names: list[str], out: Path, limit: int | None) -> list[dict]:
+    """Run each named row into its folder under `out` and collect its figures."""
     rows = []
     # The best preset first: the row the issue is judged on finishes earliest.
     for name in sorted(names, key=RUN_ORDER.index):
@@ -129,7 +130,7 @@ def measure(names: list[str], out: Path, limit: int | None) -> list[dict]:
             "training_s": metrics["training_seconds"],
             "wall_s": round(wall_seconds, 1),
             "val_accuracy": metrics["validation"]["accuracy"],
-            "test_accuracy": test_accuracies(run_dir / "model.keras", limit),
+            "test_accuracy": measure_test_accuracies(run_dir / "model.keras", limit),
         })
     return sorted(rows, key=lambda row: list(ROWS).index(row["name"]))
 
@@ -138,11 +139,12 @@ def reevaluate(out: Path, limit: int | None) -> list[dict]:
     """Score the models of an earlier run of this script again, keeping its timings."""
     rows = json.loads((out / "accuracy.json").read_text())["rows"]
     for row in rows:
-        row["test_accuracy"] = test_accuracies(out / row["name"] / "model.keras", limit)
+        row["test_accuracy"] = measure_test_accuracies(out / row["name"] / "model.keras", limit)
     return rows
 
 
 def flip_notes(rows: list[dict]) -> str:
+    """One line per flip-averaged model: its accuracy without the averaging."""
     return "\n".join(
         f"{row['description']}: without flip averaging, test accuracy "
         f"{row['test_accuracy']['standard_without_flip']:.4f} (standard), "
@@ -151,6 +153,7 @@ def flip_notes(rows: list[dict]) -> str:
 
 
 def format_table(rows: list[dict], markdown: bool) -> str:
+    """The rows as aligned text, or as a Markdown table for docs/benchmarks.md."""
     header = ["Model", "Parameters", "Tuning", "Training", "Wall time", "Val acc",
               "Test acc, standard (10,000)", "Test acc, seed split (4,000)"]
     lines = [[row["description"], f"{row['parameters']:,}", _minutes(row["tuning_s"]),
@@ -170,6 +173,7 @@ def _minutes(seconds: float) -> str:
 
 
 def machine() -> str:
+    """The CPU, its core count and the OS: the context every timing needs."""
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                platform.processor())

@@ -1,5 +1,6 @@
 """Metrics against small hand-made examples whose answers were worked out by hand."""
 
+import json
 import math
 
 import numpy as np
@@ -104,8 +105,6 @@ def test_format_metrics_names_every_class(metrics):
 
 def test_the_shipped_model_scores_the_test_accuracy_recorded_beside_it(raw_arrays):
     """What `fashion evaluate` re-measures on a fresh install: the packaged model and record."""
-    import json
-
     from fashion.data import split_data
     from fashion.evaluate import evaluate_model
     from fashion.predict import default_model_path, load_model

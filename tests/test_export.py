@@ -54,3 +54,22 @@ def test_export_refuses_to_overwrite_and_names_missing_converters(tmp_path, tiny
     with pytest.raises(FashionError, match=r"needs no_such_converter; .*fashion\[export\]"):
         export_model(tiny_model_path, "onnx", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_flip_averaged_model_exports_to_onnx_with_its_own_outputs(tmp_path, tiny_model_path,
+                                                                    hundred_images):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from fashion import rundir
+    from fashion.layers import with_flip_averaging
+
+    averaged = tmp_path / "averaged.keras"
+    rundir.save_model(with_flip_averaging(load_model(tiny_model_path)), averaged)
+    expected = Predictor(load_model(averaged)).probabilities(hundred_images)
+    export_model(averaged, "onnx", tmp_path / "averaged.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "averaged.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    [outputs] = session.run(None, {session.get_inputs()[0].name: hundred_images})
+    np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=0)
+    # The mirror counts: the averaged answers differ from the plain model's.
+    assert np.abs(outputs - Predictor(load_model(tiny_model_path))
+                  .probabilities(hundred_images)).max() > 1e-3

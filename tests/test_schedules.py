@@ -16,9 +16,10 @@ def test_rate_warms_up_to_the_peak_then_anneals_to_almost_zero():
     assert all(a > b for a, b in zip(rates[:-1], rates[1:], strict=True))
 
 
-def _tiny_model():
+def _tiny_model(steps_per_execution=1):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    model.compile(keras.optimizers.SGD(1.0), "categorical_crossentropy")
+    model.compile(keras.optimizers.SGD(1.0), "categorical_crossentropy",
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -53,3 +54,25 @@ def test_a_resumed_fit_runs_a_whole_cycle_over_its_own_epochs():
               callbacks=[OneCycle(peak=0.1), probe])
     assert len(rates) == 2
     assert rates[1] == pytest.approx(OneCycle(peak=0.1).rate(15 / 16), rel=1e-5)
+
+
+def test_with_several_steps_per_execution_the_rate_follows_each_group_of_steps():
+    model, (x, y) = _tiny_model(steps_per_execution=4), _data()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[OneCycle(peak=0.1)])
+    # 8 steps an epoch in groups of 4: the last group began at step 12 of 16.
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        OneCycle(peak=0.1).rate(12 / 16), rel=1e-5)
+
+
+def test_a_deadline_reached_mid_training_anneals_and_stops_early():
+    model, (x, y) = _tiny_model(), _data()
+    slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.01))
+    history = model.fit(x, y, batch_size=8, epochs=200, verbose=0,
+                        callbacks=[OneCycle(peak=0.1, deadline=time.monotonic() + 2.0), slow])
+    assert 1 < len(history.history["loss"]) < 200
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1 / 1000)
+
+
+def test_a_warmup_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="warmup must be a share of training"):
+        OneCycle(peak=0.1, warmup=1.0)

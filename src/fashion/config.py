@@ -70,7 +70,8 @@ class RunConfig:
                                   f"got {self.final_time_budget}")
             if self.space != "vgg":
                 raise ConfigError("--final-time-budget needs --space vgg, whose learning-rate "
-                                  "schedule anneals to fit it; use --final-epochs instead")
+                                  "schedule anneals to fit it; for another space start from "
+                                  "--preset default and cap training with --final-epochs")
         if self.search_patience is not None:
             _check_at_least("search-patience", self.search_patience, 0)
         if self.search_images is not None:

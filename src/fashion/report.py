@@ -66,7 +66,7 @@ def kept_epoch(history: dict[str, list[float]], final_patience: int | None) -> t
     """
     if final_patience is None:
         return len(history["loss"]), "the last, as the one-cycle schedule ends"
-    return int(np.argmin(history["val_loss"])) + 1, "lowest validation loss"
+    return int(np.nanargmin(history["val_loss"])) + 1, "lowest validation loss"
 
 
 def plot_training_curves(history: dict[str, list[float]], final_patience: int | None,

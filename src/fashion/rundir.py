@@ -68,7 +68,7 @@ def load_model(path: Path):
     """
     import keras
 
-    from fashion.layers import HorizontalFlip
+    import fashion.layers  # noqa: F401  registers the layers fashion saves inside models
 
     path = Path(path)
     if path.suffix != ".keras":
@@ -79,8 +79,7 @@ def load_model(path: Path):
         raise ModelError(f"{path} is not a Keras model (not a .keras zip archive); pass a model "
                          "saved by `fashion run`")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False,
-                                        custom_objects={"HorizontalFlip": HorizontalFlip})
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises ValueError, KeyError, OSError... for bad files.
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         if "safe_mode" in str(e):

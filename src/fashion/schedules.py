@@ -15,16 +15,24 @@ class OneCycle(keras.callbacks.Callback):
     and ending near zero leaves the last weights the best, so no early stopping is needed.
     Progress is the larger of the share of steps done and the share of time spent before
     `deadline` (a `time.monotonic()` value): on a slower machine the schedule anneals sooner and
-    training stops at the deadline, annealed, instead of overrunning it.
+    training stops at the deadline, annealed, instead of overrunning it. Keras's `CosineDecay`
+    with `warmup_target` draws the same curve over a fixed number of steps, but cannot be
+    hurried by a clock.
     """
 
     def __init__(self, peak: float, deadline: float | None = None, warmup: float = 0.25,
                  start_divisor: float = 25.0, end_divisor: float = 1000.0):
         super().__init__()
+        if not 0 <= warmup < 1:
+            raise ValueError(f"warmup must be a share of training in [0, 1), got {warmup}")
         self.peak, self.deadline, self.warmup = peak, deadline, warmup
         self.start, self.end = peak / start_divisor, peak / end_divisor
+        self.started = self.first_epoch = self.epoch = None
 
     def on_train_begin(self, logs=None):
+        if self.params.get("steps") is None:
+            raise ValueError("OneCycle needs the number of steps per epoch: pass data of known "
+                             "length (an array or a PyDataset) or steps_per_epoch")
         self.started = time.monotonic()
         self.first_epoch = None
 

@@ -170,7 +170,9 @@ class AugmentedBatches(keras.utils.PyDataset):
 def erase_random_rectangles(images, probability, rng, min_side=4, max_side=12):
     """Zero one random rectangle in each image with the given probability (random erasing).
 
-    Zhong et al., 2017: hiding part of a garment makes the network use all of it.
+    Zhong et al., 2017: hiding part of a garment makes the network use all of it. Keras's
+    `RandomErasing` layer does this inside the model; here it joins the NumPy flips and shifts
+    of `AugmentedBatches`, which work the same on every backend.
     """
     n, height, width = images.shape[:3]
     sides = rng.integers(min_side, max_side + 1, size=(2, n))
@@ -195,6 +197,7 @@ class VGGHyperModel(keras_tuner.HyperModel):
     """
 
     family = "cnn"
+    averages_flips = True  # the final model answers for each image and its mirror (train.py)
     widths = (32, 64, 128)
     convolutions = (1, 2, 1)
     batch_size = 128

@@ -19,8 +19,9 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
 
     With a patience, the notebook's `EarlyStopping(restore_best_weights=True)` watches Keras's
     default, validation loss: loss moves smoothly where accuracy on 6,000 images moves in steps
-    of 1/6,000. Without one (the vgg space), training runs its one-cycle schedule to the end,
-    or to `final_time_budget`, and the model averages its answers for each image and its mirror.
+    of 1/6,000. Without one, the last epoch's weights are kept (the vgg space's one-cycle
+    schedule ends there), and `final_time_budget` ends that schedule on time. A space whose
+    HyperModel `averages_flips` returns a model that averages each image and its mirror.
 
     Returns:
         The trained model, and Keras's history (metric name -> one value per epoch).
@@ -38,6 +39,6 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
         hyperparameters, model, splits.x_train, one_hot(splits.y_train),
         validation_data=(splits.x_val, one_hot(splits.y_val)),
         epochs=config.final_epochs, callbacks=callbacks, verbose=verbose, **fit_options)
-    if config.space == "vgg":
+    if getattr(hypermodel, "averages_flips", False):
         model = with_flip_averaging(model)
     return model, history.history
