@@ -190,10 +190,12 @@ class VGGHyperModel(keras_tuner.HyperModel):
     """The `best` preset's space: a fixed VGG-style network, tuned in how it is trained.
 
     Three stages of 3x3 convolutions with batch norm (32, 2x64, 128 filters, 28x28 -> 14x14 ->
-    7x7), trained with AdamW on a one-cycle learning rate, label smoothing, and flips, shifts
-    and random erasing. The architecture is fixed by its cost: at about 45 s an epoch of 54,000
-    images on 2 cores, it is the widest that trains for tens of epochs inside the hour; a search
-    over widths would spend that hour on networks it cannot afford to train.
+    7x7), trained with AdamW on a one-cycle learning rate and flipped, shifted images; the
+    search picks learning rate, weight decay, dropout, label smoothing and random erasing. The
+    architecture is fixed by its cost: at about 43 s an epoch of 54,000 images on 2 cores
+    (benchmarks/vgg_throughput.py), it trains 50 epochs inside the hour, and doubling the 28x28
+    and 7x7 stages would halve that; a search over widths would spend the hour on networks it
+    cannot afford to train.
     """
 
     family = "cnn"
