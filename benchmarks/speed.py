@@ -48,10 +48,10 @@ sys.path.insert(0, str(MEASUREMENTS.parent))
 from speed_measurements import (  # noqa: E402
     FULL,
     FULL_EPOCH_IMAGES,
-    PREDICT_IMAGES,
     QUICK,
     RESULT_PREFIX,
 )
+from speed_prediction import PREDICT_IMAGES  # noqa: E402
 
 CHILD_TIMEOUT_S = 600
 

@@ -3,7 +3,9 @@
     python benchmarks/speed_measurements.py NAME [--quick] [--onnx-path PATH]
 
 prints one line, RESULT {json of the figures}; speed.py starts one such process per row so that
-no measurement inherits another's threads, compiled graphs or memory peak.
+no measurement inherits another's threads, compiled graphs or memory peak. The training
+measurements are here, with what every measurement shares (data, models, FLOPs, memory); the
+prediction ones are in speed_prediction.py.
 """
 
 from __future__ import annotations
@@ -32,11 +34,6 @@ FULL = dict(images=None, epochs=5, latency_calls=1000, throughput_repeats=3, tun
             tuner_images=None, tuner_val_images=None)
 QUICK = dict(images=6400, epochs=2, latency_calls=200, throughput_repeats=1, tuner_trials=2,
              tuner_images=2000, tuner_val_images=1000)
-PREDICT_IMAGES = 10_000
-# Batch throughput feeds the 10,000 images in chunks: a single 10,000-image CNN call would
-# hold ~1 GB of first-layer activations, and chunks this size already amortise the call cost.
-PREDICT_CHUNK = 1000
-LATENCY_WARMUP_CALLS = 20
 RESULT_PREFIX = "RESULT "
 
 
@@ -264,106 +261,6 @@ def measure_tuner_overhead(cfg: dict) -> dict:
             "images": len(splits.x_train), "val_images": val_images}
 
 
-def latency_ms(call, image, calls: int) -> tuple[float, float]:
-    """Return p50 and p99 in ms of `call(image)` after a warm-up."""
-    for _ in range(LATENCY_WARMUP_CALLS):
-        call(image)
-    times = np.empty(calls)
-    for i in range(calls):
-        start = time.perf_counter()
-        call(image)
-        times[i] = time.perf_counter() - start
-    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
-
-
-def batch_images_per_s(call, images, repeats: int) -> float:
-    """Median images/s of predicting all `images` in PREDICT_CHUNK-sized calls."""
-    call(images[:PREDICT_CHUNK])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(images), PREDICT_CHUNK):
-            call(images[i:i + PREDICT_CHUNK])
-        times.append(time.perf_counter() - start)
-    return len(images) / float(np.median(times))
-
-
-def predict_images(count: int) -> np.ndarray:
-    """Test images as the model sees them: float32 (N, 28, 28, 1)."""
-    from fashion.data import load_fashion_mnist, scale_images
-
-    (_, _), (x_test, _) = load_fashion_mnist()[0]
-    images = scale_images(x_test[:count])
-    reset_peak_memory()
-    return images
-
-
-def keras_predict_function(model):
-    """Return images -> probabilities as one compiled function (no `predict()` per call)."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda images: compiled(tf.convert_to_tensor(images)).numpy()
-    return lambda images: keras.ops.convert_to_numpy(model(images, training=False))
-
-
-def measure_keras_predict(family: str, cfg: dict, onnx_path: str | None) -> dict:
-    """Latency and throughput of the untrained model (speed does not depend on the weights).
-
-    Then exports it to `onnx_path` for the ONNX Runtime measurement, after reading the peak
-    memory so that the export's own memory is not counted.
-    """
-    images = predict_images(PREDICT_IMAGES)
-    _, _, model = build_model(family, "fashion")
-    predict = keras_predict_function(model)
-    p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
-    throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
-    result = {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput, "peak_mib": peak_mib(),
-              "flops_per_image": forward_flops(model)}
-    if onnx_path:
-        result["onnx"] = export_onnx(model, onnx_path)
-        # The ONNX Runtime process reads the same images from here, so it needs no TensorFlow.
-        np.save(images_path(onnx_path), images)
-    return result
-
-
-def images_path(onnx_path: str) -> Path:
-    return Path(onnx_path).with_suffix(".images.npy")
-
-
-def export_onnx(model, path: str) -> str:
-    """Export with fashion.export when it exists, else Keras's ONNX export; return how."""
-    try:
-        from fashion import export
-    except ImportError:
-        export = None
-    if export is not None and hasattr(export, "export_onnx"):
-        export.export_onnx(model, path)
-        return "fashion.export"
-    model.export(path, format="onnx", verbose=False)
-    return "keras model.export"
-
-
-def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    images = np.load(images_path(onnx_path))
-    reset_peak_memory()
-
-    def predict(batch):
-        return session.run(None, {name: batch})[0]
-
-    p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
-    throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
-    return {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput,
-            "onnxruntime": onnxruntime.__version__}
-
-
 def reset_peak_memory() -> None:
     """Forget the transient peak of loading the data, so the peak is the measurement's own.
 
@@ -396,8 +293,12 @@ def run_measurement(name: str, quick: bool, onnx_path: str | None) -> dict:
     elif kind == "tuner":
         result = measure_tuner_overhead(cfg)
     elif kind == "predict":
+        from speed_prediction import measure_keras_predict
+
         result = measure_keras_predict(variant, cfg, onnx_path)
     elif kind == "onnx":
+        from speed_prediction import measure_onnx_predict
+
         result = measure_onnx_predict(cfg, onnx_path)
     else:
         raise ValueError(f"unknown measurement {name!r}")
