@@ -15,7 +15,7 @@ images and on the seed split's 4,000 (the notebook's; a subset of the 10,000 no 
 
 Run from the repository root, on an otherwise idle machine (about 80 minutes on 2 cores):
 
-    PYTHONPATH=src python benchmarks/accuracy.py --out bench-accuracy --markdown
+    PYTHONPATH=src python -m benchmarks.accuracy --out bench-accuracy --markdown
 
 Each run's folder stays under --out (model, metrics, report); the table is also saved there as
 accuracy.json. `--only best` runs one row; `--reevaluate` scores the saved models again without
@@ -39,30 +39,24 @@ ROWS = {
     "best": "fashion run --preset best",
 }
 RUN_ORDER = ["best", "default", "notebook"]
-NOTEBOOK_UNITS = (504, 288, 408)
-NOTEBOOK_LEARNING_RATE = 1e-3
 
 
 def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
     """Train the notebook's best MLP on the standard split and save it like a run."""
-    import keras_tuner
-
     from fashion import rundir
     from fashion.config import config_from_preset
-    from fashion.data import load_fashion_mnist, split_data
+    from fashion.data import load_splits
     from fashion.evaluate import evaluate_model
+    from fashion.model_files import save_model
+    from fashion.spaces import notebook_best_hyperparameters
     from fashion.train import train_best
 
     config = config_from_preset("seed", split="standard", limit=limit)
-    arrays, _ = load_fashion_mnist(config.data_dir)
-    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
-    hp = keras_tuner.HyperParameters()
-    hp.values.update({"num_layers": len(NOTEBOOK_UNITS), "learning_rate": NOTEBOOK_LEARNING_RATE,
-                      **{f"layer_units_{i}": units for i, units in enumerate(NOTEBOOK_UNITS)}})
+    splits = load_splits(config)
     started = time.monotonic()
-    model, history = train_best(hp, splits, config, verbose=2)
+    model, history = train_best(notebook_best_hyperparameters(), splits, config, verbose=2)
     run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.save_model(model, run_dir / rundir.MODEL)
+    save_model(model, run_dir / rundir.MODEL)
     rundir.write_json(run_dir / rundir.METRICS, {
         "parameters": int(model.count_params()),
         "tuning_seconds": 0.0,
@@ -75,7 +69,8 @@ def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
 def run_row(name: str, run_dir: Path, limit: int | None) -> float:
     """Produce one row's run folder in a fresh process; return its wall time in seconds."""
     if name == "notebook":
-        command = [sys.executable, __file__, "--train-notebook-mlp", str(run_dir)]
+        command = [sys.executable, "-m", "benchmarks.accuracy", "--train-notebook-mlp",
+                   str(run_dir)]
     else:
         command = [sys.executable, "-m", "fashion.cli", "run", "--preset", name, "--split",
                    "standard", "--out", str(run_dir), "--overwrite"]
@@ -97,7 +92,7 @@ def measure_test_accuracies(model_path: Path, limit: int | None) -> dict[str, fl
 
     from fashion.data import load_fashion_mnist, split_data
     from fashion.evaluate import evaluate_model
-    from fashion.predict import load_model
+    from fashion.model_files import load_model
 
     arrays, _ = load_fashion_mnist(os.environ.get("FASHION_MNIST_DIR"))
     model = load_model(model_path)

@@ -21,9 +21,9 @@ issue 7 are judged from images/s, so a --quick run projects them onto a 60,000-i
 
 Run from the repository root:
 
-    PYTHONPATH=src python benchmarks/speed.py             # full size; < 15 minutes on 2 cores
-    PYTHONPATH=src python benchmarks/speed.py --quick     # 6,400 images, 2 epochs: a check
-    PYTHONPATH=src python benchmarks/speed.py --markdown  # the table as Markdown
+    PYTHONPATH=src python -m benchmarks.speed             # full size; < 15 minutes on 2 cores
+    PYTHONPATH=src python -m benchmarks.speed --quick     # 6,400 images, 2 epochs: a check
+    PYTHONPATH=src python -m benchmarks.speed --markdown  # the table as Markdown
 
 Timings are only worth reporting on an otherwise idle machine: the header prints the load
 average at the start.
@@ -42,16 +42,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Each measurement runs alone in this script's child processes.
-MEASUREMENTS = Path(__file__).with_name("speed_measurements.py")
-sys.path.insert(0, str(MEASUREMENTS.parent))
-from speed_measurements import (  # noqa: E402
-    FULL,
-    FULL_EPOCH_IMAGES,
-    QUICK,
-    RESULT_PREFIX,
-)
-from speed_prediction import PREDICT_IMAGES  # noqa: E402
+from benchmarks.speed_measurements import FULL, FULL_EPOCH_IMAGES, QUICK, RESULT_PREFIX
+from benchmarks.speed_prediction import PREDICT_IMAGES
+
+# Each measurement runs alone in a child process: `python -m` this module.
+MEASUREMENTS = "benchmarks.speed_measurements"
 
 CHILD_TIMEOUT_S = 600
 
@@ -83,7 +78,7 @@ class Row:
 def run_child(name: str, args, onnx_path: str | None = None) -> tuple[dict | None, str]:
     """Run one measurement in a fresh interpreter; return its figures, or None and why not."""
     quick = args is not None and args.quick
-    command = [sys.executable, str(MEASUREMENTS), name] + (["--quick"] if quick else [])
+    command = [sys.executable, "-m", MEASUREMENTS, name] + (["--quick"] if quick else [])
     if onnx_path:
         command += ["--onnx-path", onnx_path]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -204,7 +199,7 @@ def tuner_row(args, notes: list[str]) -> Row:
 
 def prediction_rows(args, notes: list[str], directory: str) -> list[Row]:
     rows = []
-    for family in ("cnn", "mlp"):
+    for family in ("cnn", "mlp", "shipped"):
         onnx_path = str(Path(directory) / f"{family}.onnx") if has_module("onnxruntime") else None
         keras_figures, why = run_child(f"predict:{family}", args, onnx_path)
         if why:

@@ -1,6 +1,6 @@
 """The measurements of `benchmarks/speed.py`, each run alone in a fresh interpreter.
 
-    python benchmarks/speed_measurements.py NAME [--quick] [--onnx-path PATH]
+    python -m benchmarks.speed_measurements NAME [--quick] [--onnx-path PATH]
 
 prints one line, RESULT {json of the figures}; speed.py starts one such process per row so that
 no measurement inherits another's threads, compiled graphs or memory peak. The training
@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-# The notebook's MLP: three ReLU layers, Adam, batch 32.
-MLP_UNITS = (504, 288, 408)
+# The notebook's MLP (fashion.spaces.NOTEBOOK_BEST) trains at batch 32.
 MLP_BATCH_SIZE = 32
-MLP_LEARNING_RATE = 1e-3
 FULL_EPOCH_IMAGES = 60_000
 
 # tuner_images None: the default search sample, RunConfig.search_images. --quick takes 6,400
@@ -74,17 +72,6 @@ def epoch_figures(seconds: list[float], images: int) -> dict:
             "epochs_timed": len(steady)}
 
 
-def mlp_hyperparameters():
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed("num_layers", len(MLP_UNITS))
-    for i, units in enumerate(MLP_UNITS):
-        hp.Fixed(f"layer_units_{i}", units)
-    hp.Fixed("learning_rate", MLP_LEARNING_RATE)
-    return hp
-
-
 def build_model(family: str, settings: str):
     """Build a model through fashion's HyperModel; `settings="keras"` recompiles it plainly.
 
@@ -93,10 +80,10 @@ def build_model(family: str, settings: str):
     import keras
     import keras_tuner
 
-    from fashion.spaces import CNNHyperModel, MLPHyperModel
+    from fashion.spaces import CNNHyperModel, MLPHyperModel, notebook_best_hyperparameters
 
     if family == "mlp":
-        hypermodel, hp = MLPHyperModel(), mlp_hyperparameters()
+        hypermodel, hp = MLPHyperModel(), notebook_best_hyperparameters()
     else:
         hypermodel, hp = CNNHyperModel(), keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
@@ -293,11 +280,11 @@ def run_measurement(name: str, quick: bool, onnx_path: str | None) -> dict:
     elif kind == "tuner":
         result = measure_tuner_overhead(cfg)
     elif kind == "predict":
-        from speed_prediction import measure_keras_predict
+        from benchmarks.speed_prediction import measure_keras_predict
 
         result = measure_keras_predict(variant, cfg, onnx_path)
     elif kind == "onnx":
-        from speed_prediction import measure_onnx_predict
+        from benchmarks.speed_prediction import measure_onnx_predict
 
         result = measure_onnx_predict(cfg, onnx_path)
     else:

@@ -1,6 +1,8 @@
 """The prediction measurements of `benchmarks/speed.py`: latency and throughput, Keras and ONNX.
 
-Run through speed_measurements.py (`predict:cnn`, `onnx`), one fresh interpreter each.
+Run through speed_measurements.py (`predict:cnn`, `predict:shipped`, `onnx`), one fresh
+interpreter each. Both paths are `fashion.predict.Predictor`, what `fashion predict` and
+`fashion serve` run: a traced Keras forward pass, or ONNX Runtime on the exported model.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from speed_measurements import build_model, forward_flops, peak_mib, reset_peak_memory
+
+from benchmarks.speed_measurements import build_model, forward_flops, peak_mib, reset_peak_memory
 
 PREDICT_IMAGES = 10_000
 # Batch throughput feeds the 10,000 images in chunks: a single 10,000-image CNN call would
@@ -52,27 +55,19 @@ def predict_images(count: int) -> np.ndarray:
     return images
 
 
-def keras_predict_function(model):
-    """Return images -> probabilities as one compiled function (no `predict()` per call)."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        compiled = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda images: compiled(tf.convert_to_tensor(images)).numpy()
-    return lambda images: keras.ops.convert_to_numpy(model(images, training=False))
-
-
 def measure_keras_predict(family: str, cfg: dict, onnx_path: str | None) -> dict:
-    """Latency and throughput of the untrained model (speed does not depend on the weights).
+    """Latency and throughput through `Predictor`: the shipped model (`family` "shipped"), or
+    an untrained "mlp" or "cnn" (speed does not depend on the weights).
 
     Then exports it to `onnx_path` for the ONNX Runtime measurement, after reading the peak
     memory so that the export's own memory is not counted.
     """
+    from fashion.model_files import load_model
+    from fashion.predict import Predictor
+
     images = predict_images(PREDICT_IMAGES)
-    _, _, model = build_model(family, "fashion")
-    predict = keras_predict_function(model)
+    model = load_model() if family == "shipped" else build_model(family, "fashion")[2]
+    predict = Predictor(model).warm_up().probabilities
     p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
     throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
     result = {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput, "peak_mib": peak_mib(),
@@ -97,13 +92,11 @@ def export_onnx(model, path: str) -> str:
 def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    from fashion.predict import Predictor
+
+    predict = Predictor(onnx_path).warm_up().probabilities
     images = np.load(images_path(onnx_path))
     reset_peak_memory()
-
-    def predict(batch):
-        return session.run(None, {name: batch})[0]
 
     p50, p99 = latency_ms(predict, images[:1], cfg["latency_calls"])
     throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])

@@ -3,8 +3,8 @@
 Runs a random search of N tiny trials (a slice of the data, one epoch of a few steps) in this
 process and prints the resident set size after each trial, then start vs end.
 
-    FASHION_MNIST_DIR=../shared/data/fashion-mnist python benchmarks/tuner_memory.py
-    python benchmarks/tuner_memory.py --trials 30 --space mlp --steps 3
+    FASHION_MNIST_DIR=../shared/data/fashion-mnist python -m benchmarks.tuner_memory
+    python -m benchmarks.tuner_memory --trials 30 --space mlp --steps 3
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from fashion.config import config_from_preset
-    from fashion.data import load_fashion_mnist, split_data
+    from fashion.data import load_splits
     from fashion.tune import build_tuner, run_search
 
     config = config_from_preset(space=args.space, tuner="random", max_trials=args.trials,
                                 max_epochs=1, limit=args.limit).replace(time_budget=None)
-    arrays, _ = load_fashion_mnist(config.data_dir)
-    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    splits = load_splits(config)
     samples: list[float] = []
     started = time.monotonic()
 
@@ -52,8 +51,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="tuner-memory-") as run_dir:
         before = rss_mib()
-        run_search(build_tuner(config, Path(run_dir)), splits, config, verbose=0,
-                   report=after_trial)
+        run_search(build_tuner(config, Path(run_dir)), splits, config, Path(run_dir), verbose=0,
+                   on_progress=after_trial)
     first, last = samples[0], samples[-1]
     print(f"\n{len(samples)} {args.space} trials in {time.monotonic() - started:.0f} s: RSS before "
           f"the search {before:.0f} MiB, after trial 1 {first:.0f} MiB, after trial "

@@ -14,23 +14,24 @@ from pathlib import Path
 import keras
 
 from fashion import rundir
+from fashion.model_files import load_model, save_model
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "fashion" / "models"
 
 
 def main(run_dir: Path) -> None:
-    trained = rundir.load_model(run_dir / rundir.MODEL)
+    trained = load_model(run_dir / rundir.MODEL)
     slim = keras.models.clone_model(trained)  # same architecture, uncompiled: no optimizer
     slim.set_weights(trained.get_weights())
     MODELS.mkdir(parents=True, exist_ok=True)
-    rundir.save_model(slim, MODELS / "default.keras")
+    save_model(slim, MODELS / "default.keras")
     record = {
         "trained_by": json.loads((run_dir / rundir.CONFIG).read_text())["command"],
         "best_hyperparameters": json.loads((run_dir / rundir.BEST_HYPERPARAMETERS).read_text()),
         "metrics": json.loads((run_dir / rundir.METRICS).read_text()),
     }
     rundir.write_json(MODELS / "default.json", record)
-    reloaded = rundir.load_model(MODELS / "default.keras")
+    reloaded = load_model(MODELS / "default.keras")
     size_mb = (MODELS / "default.keras").stat().st_size / 2**20
     print(f"shipped {reloaded.count_params()} parameters, {size_mb:.2f} MB, test accuracy "
           f"{record['metrics']['test']['accuracy']:.4f} -> {MODELS / 'default.keras'}")

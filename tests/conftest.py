@@ -1,6 +1,8 @@
 """Shared fixtures: the real data when present, a private Keras cache, a fixed seed."""
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,3 +96,17 @@ def photo_like(image, rng, size=(200, 250)):
     canvas.paste(garment.convert("RGB"), (int(rng.integers(0, size[0] - side)),
                                           int(rng.integers(0, size[1] - side))))
     return canvas
+
+
+@pytest.fixture(scope="session")
+def tiny_run(data_dir, tmp_path_factory):
+    """A finished run directory: 200 images a split, 3 one-epoch trials, 2 epochs of training."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "fashion.cli", "run", "--data-dir", str(data_dir), "--out",
+         str(out), "--limit", "200", "--tuner", "random", "--max-trials", "3",
+         "--max-epochs", "1", "--final-epochs", "2"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "KERAS_MAX_STEPS_PER_EPOCH": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out

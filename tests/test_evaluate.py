@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from fashion import CLASS_NAMES
+from fashion.cli import main
 from fashion.evaluate import (
     compute_metrics,
     format_metrics,
     most_confused_pairs,
     worst_misclassified,
 )
+from fashion.rundir import MODEL
 
 # Ten images of classes 0-2. Predicted: true 0 -> 0, 0, 1; true 1 -> 1, 1; true 2 -> 2, 2, 2, 0, 1.
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
@@ -107,7 +109,7 @@ def test_the_shipped_model_scores_the_test_accuracy_recorded_beside_it(raw_array
     """What `fashion evaluate` re-measures on a fresh install: the packaged model and record."""
     from fashion.data import split_data
     from fashion.evaluate import evaluate_model
-    from fashion.predict import default_model_path, load_model
+    from fashion.model_files import default_model_path, load_model
 
     record = json.loads(default_model_path().with_suffix(".json").read_text())
     splits = split_data(raw_arrays, record["metrics"]["split"])
@@ -117,3 +119,22 @@ def test_the_shipped_model_scores_the_test_accuracy_recorded_beside_it(raw_array
     # Exact up to one image: another CPU's kernels may flip a prediction sitting on a tie.
     assert abs(measured["accuracy"] - recorded["accuracy"]) <= 1 / recorded["n_images"]
     assert measured["loss"] == pytest.approx(recorded["loss"], abs=1e-3)
+
+
+def test_evaluate_prints_json_that_parses(tiny_run, data_dir, capsys):
+    code = main(["evaluate", str(tiny_run / MODEL), "--data-dir", str(data_dir),
+                 "--limit", "100", "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "seed" and printed["model"].endswith("model.keras")
+    test = printed["test"]
+    assert test["n_images"] == 100 and len(test["per_class"]) == 10
+    assert test["accuracy"] == pytest.approx(np.trace(test["confusion_matrix"]) / 100)
+
+
+def test_evaluate_prints_the_metrics_table(tiny_run, data_dir, capsys):
+    assert main(["evaluate", str(tiny_run / MODEL), "--data-dir", str(data_dir),
+                 "--split", "standard", "--limit", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "data split: standard" in out and "test split, 100 images" in out
+    assert "Ankle boot" in out and "macro F1" in out

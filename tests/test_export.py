@@ -6,7 +6,8 @@ import pytest
 from fashion.cli import main
 from fashion.errors import ConfigError, FashionError
 from fashion.export import export_model
-from fashion.predict import Predictor, load_model, load_predictor
+from fashion.model_files import load_model, save_model
+from fashion.predict import Predictor, load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,10 @@ def test_export_refuses_to_overwrite_and_names_missing_converters(tmp_path, tiny
 def test_a_flip_averaged_model_exports_to_onnx_with_its_own_outputs(tmp_path, tiny_model_path,
                                                                     hundred_images):
     onnxruntime = pytest.importorskip("onnxruntime")
-    from fashion import rundir
     from fashion.layers import with_flip_averaging
 
     averaged = tmp_path / "averaged.keras"
-    rundir.save_model(with_flip_averaging(load_model(tiny_model_path)), averaged)
+    save_model(with_flip_averaging(load_model(tiny_model_path)), averaged)
     expected = Predictor(load_model(averaged)).probabilities(hundred_images)
     export_model(averaged, "onnx", tmp_path / "averaged.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "averaged.onnx"),

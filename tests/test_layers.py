@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 
-from fashion import rundir
 from fashion.layers import HorizontalFlip, with_flip_averaging
+from fashion.model_files import load_model, save_model
 
 
 def test_horizontal_flip_mirrors_left_to_right():
@@ -26,7 +26,7 @@ def test_flip_averaging_predicts_the_mean_of_image_and_mirror():
 def test_a_flip_averaged_model_survives_a_safe_save_and_load(tmp_path):
     model = with_flip_averaging(_small_cnn())
     images = np.random.default_rng(1).random((3, 28, 28, 1), dtype="float32")
-    rundir.save_model(model, tmp_path / "model.keras")
-    loaded = rundir.load_model(tmp_path / "model.keras")
+    save_model(model, tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
                                atol=1e-6)

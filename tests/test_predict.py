@@ -22,7 +22,8 @@ from fashion.errors import (
     UnsupportedInputError,
 )
 from fashion.images import MAX_BYTES, open_image, read_array_file, to_fashion_mnist
-from fashion.predict import Predictor, format_table, load_inputs, load_model, top_classes
+from fashion.model_files import load_model
+from fashion.predict import Predictor, format_table, load_inputs, load_predictor, top_classes
 
 
 @pytest.fixture(scope="module")
@@ -173,12 +174,12 @@ def test_models_that_are_missing_or_not_models_are_refused(tmp_path, monkeypatch
     (tmp_path / "fake.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="fake.keras is not a Keras model"):
         load_model(tmp_path / "fake.keras")
-    with pytest.raises(ModelError, match="model file .*absent.keras does not exist"):
+    with pytest.raises(ModelError, match="absent.keras is missing"):
         load_model(tmp_path / "absent.keras")
     (tmp_path / "fake.onnx").write_bytes(b"not a graph")
     with pytest.raises(ModelError, match="fake.onnx is not an ONNX model"):
-        Predictor(tmp_path / "fake.onnx")
-    monkeypatch.setattr("fashion.predict.default_model_path", lambda: tmp_path / "d.keras")
+        load_predictor(tmp_path / "fake.onnx")
+    monkeypatch.setattr("fashion.model_files.default_model_path", lambda: tmp_path / "d.keras")
     with pytest.raises(ModelError, match="the shipped model .*d.keras is missing"):
         load_model()
 

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fashion import CLASS_NAMES
-from fashion.predict import Predictor, load_model
+from fashion.model_files import load_model
+from fashion.predict import Predictor
 from fashion.serve import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -236,7 +237,7 @@ def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):
 def test_serve_refuses_a_missing_model_before_listening(tmp_path, monkeypatch, capsys):
     from fashion.cli import main
 
-    monkeypatch.setattr("fashion.predict.default_model_path", lambda: tmp_path / "d.keras")
+    monkeypatch.setattr("fashion.model_files.default_model_path", lambda: tmp_path / "d.keras")
     assert main(["serve", "--port", str(_free_port())]) == 1
     assert "the shipped model" in capsys.readouterr().err
 

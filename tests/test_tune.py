@@ -18,7 +18,7 @@ from tensorflow.python.framework.func_graph import FuncGraph
 
 from fashion import spaces
 from fashion.cli import main
-from fashion.tune import releasing_traced_graphs
+from fashion.upstream import releasing_traced_graphs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = ["--limit", "200", "--max-epochs", "1", "--tuner", "random"]

@@ -50,6 +50,8 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    # SHA-256 of each source file, recorded in config.json beside the run.
+    data_sha256: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
@@ -102,7 +104,7 @@ def _check_idx(path: Path, header: tuple[int, ...]) -> None:
 
 
 def _keras_cache_dir() -> Path:
-    from keras.src.backend.config import keras_home
+    from fashion.upstream import keras_home
 
     return Path(keras_home()).expanduser() / "datasets" / "fashion-mnist"
 
@@ -190,6 +192,17 @@ def split_data(arrays, split: str = "seed", seed: int = 42, limit: int | None = 
     return Splits(split, scale_images(x_train), y_train.astype(np.int64),
                   scale_images(x_val), y_val.astype(np.int64),
                   scale_images(x_test), y_test.astype(np.int64))
+
+
+def load_splits(config, data_dir: str | os.PathLike | None = None) -> Splits:
+    """Load the data and split it as `config` says (split, seed, limit): the same images every
+    time, for the run, its report and any later evaluation.
+
+    `data_dir` overrides the config's own (a run moved to another machine).
+    """
+    arrays, checksums = load_fashion_mnist(data_dir or config.data_dir)
+    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    return dataclasses.replace(splits, data_sha256=checksums)
 
 
 def sample_train(splits: Splits, n: int | None, seed: int) -> Splits:

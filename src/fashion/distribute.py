@@ -1,12 +1,10 @@
-"""KerasTuner's chief/worker mode over gRPC, with a chief that survives dead workers.
+"""A process's role in a distributed search: standalone, the chief, or a named worker.
 
-KerasTuner's chief (`keras_tuner.src.distribute.oracle_chief.start_server`) ends only when no
-trial is running and every worker has been told to stop. A worker killed mid-trial leaves its
-trial "running" and its id registered for ever, so the chief never exits and the trial is never
-finished. Here the chief serves KerasTuner's own OracleServicer, but also notes when it last heard
-from each worker (workers send a heartbeat while they train); a worker silent for longer than the
-timeout is dropped and its trial queued for retry, exactly as KerasTuner's own `Oracle.reload`
-does for the trials a crashed chief was running.
+KerasTuner's distributed mode runs one chief, which holds the oracle and hands out trials over
+gRPC, and any number of workers, which train them. KerasTuner reads the role from environment
+variables; here it is a value passed to the library (`fashion.tune.build_tuner`), which the CLI
+builds from `--chief`/`--worker` or from those variables. How the chief copes with dead workers
+lives with the other KerasTuner internals in `fashion.upstream`.
 """
 
 from __future__ import annotations
@@ -14,183 +12,134 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
-from concurrent import futures
+from dataclasses import dataclass
 
-import keras_tuner
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine.trial import TrialStatus
-
-from fashion.errors import ConfigError, DistributeError
+from fashion.errors import ConfigError
 
 TUNER_ID = "KERASTUNER_TUNER_ID"
 ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+ROLE_VARIABLES = (TUNER_ID, ORACLE_IP, ORACLE_PORT)
 WORKER_TIMEOUT = "FASHION_WORKER_TIMEOUT"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_TIMEOUT = 60.0
-# How often a training worker tells the chief it is alive, and how long an idle worker waits
-# before asking again for a trial (KerasTuner's own loop would ask without pause).
+# How often a training worker tells the chief it is alive.
 HEARTBEAT_SECONDS = 2.0
-# How often the chief checks for dead workers and for the end of the search.
-CHIEF_POLL_SECONDS = 0.5
 
 
-def role_environment(chief: bool, worker: str | None, host: str | None, port: int | None,
-                     worker_timeout: float | None = None) -> dict[str, str]:
-    """Return the KerasTuner variables that make this process the chief or a named worker."""
-    if worker is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", worker):
-        raise ConfigError(f"--worker {worker!r} must be letters, digits, '.', '_' or '-'; "
+@dataclass(frozen=True)
+class Role:
+    """Who this process is in a search. `tuner_id` "tuner0" (KerasTuner's own default) is a
+    standalone search; "chief" serves trials on `host:port`; "worker-ID" asks the chief there."""
+
+    tuner_id: str = "tuner0"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    # Chief: drop a worker silent this many seconds and retry its trial.
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
+
+    def __post_init__(self):
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"--oracle-port must be between 1 and 65535, got {self.port}")
+        if not self.worker_timeout >= 3 * HEARTBEAT_SECONDS:
+            raise ConfigError(f"--worker-timeout must be at least {3 * HEARTBEAT_SECONDS:g} "
+                              f"seconds, got {self.worker_timeout}")
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.tuner_id != "tuner0"
+
+    @property
+    def is_chief(self) -> bool:
+        return "chief" in self.tuner_id  # KerasTuner's own test
+
+    @property
+    def is_worker(self) -> bool:
+        return self.is_distributed and not self.is_chief
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """The KERASTUNER_* variables KerasTuner reads this role from (none when standalone)."""
+        if not self.is_distributed:
+            return {}
+        return {TUNER_ID: self.tuner_id, ORACLE_IP: self.host, ORACLE_PORT: str(self.port)}
+
+
+STANDALONE = Role()
+
+
+def chief(host: str | None = None, port: int | None = None,
+          worker_timeout: float | None = None) -> Role:
+    return Role("chief", host or DEFAULT_HOST, DEFAULT_PORT if port is None else port,
+                DEFAULT_WORKER_TIMEOUT if worker_timeout is None else worker_timeout)
+
+
+def worker(worker_id: str, host: str | None = None, port: int | None = None) -> Role:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id):
+        raise ConfigError(f"--worker {worker_id!r} must be letters, digits, '.', '_' or '-'; "
                           "give each worker a different short id such as 1, 2, 3")
-    if worker is not None and "chief" in worker:
-        raise ConfigError(f"--worker {worker!r} must not contain 'chief', which KerasTuner "
+    if "chief" in worker_id:
+        raise ConfigError(f"--worker {worker_id!r} must not contain 'chief', which KerasTuner "
                           "reserves for the chief; use --chief for that")
-    port = DEFAULT_PORT if port is None else port
-    if not 0 < port < 65536:
-        raise ConfigError(f"--oracle-port must be between 1 and 65535, got {port}")
-    if worker_timeout is not None and not worker_timeout >= 3 * HEARTBEAT_SECONDS:
-        raise ConfigError(f"--worker-timeout must be at least {3 * HEARTBEAT_SECONDS:g} seconds, "
-                          f"got {worker_timeout}")
-    env = {TUNER_ID: "chief" if chief else f"worker-{worker}",
-           ORACLE_IP: host or DEFAULT_HOST, ORACLE_PORT: str(port)}
-    if worker_timeout is not None:
-        env[WORKER_TIMEOUT] = str(worker_timeout)
-    return env
+    return Role(f"worker-{worker_id}", host or DEFAULT_HOST, DEFAULT_PORT if port is None else port)
 
 
-def _distributed() -> bool:
+def worker_timeout_from_environment(environ=os.environ) -> float | None:
+    """The chief's worker timeout from FASHION_WORKER_TIMEOUT, if set."""
+    value = environ.get(WORKER_TIMEOUT)
+    if value is None:
+        return None
     try:
-        return dist_utils.has_chief_oracle()
-    except RuntimeError as e:  # KerasTuner's message names the missing variable
-        raise DistributeError(f"{e} (or use --chief / --worker ID)") from e
+        return float(value)
+    except ValueError as e:
+        raise ConfigError(f"{WORKER_TIMEOUT}={value!r} is not a number of seconds") from e
 
 
-def is_chief() -> bool:
-    return _distributed() and dist_utils.is_chief_oracle()
+def role_from_environment(environ=os.environ) -> Role:
+    """The role KerasTuner's own variables describe, for users who set them instead of flags.
 
-
-def is_worker() -> bool:
-    return _distributed() and not dist_utils.is_chief_oracle()
-
-
-def tuner_id() -> str:
-    return os.environ.get(TUNER_ID, "tuner0")  # KerasTuner's own default
-
-
-class WorkerWatch:
-    """Record when the chief last heard from each worker; drop those silent for too long."""
-
-    def __init__(self, oracle: keras_tuner.Oracle, timeout: float, clock=time.monotonic):
-        self.oracle, self.timeout, self.clock = oracle, timeout, clock
-        self.last_seen: dict[str, float] = {}
-        create_trial, get_trial, end_trial = oracle.create_trial, oracle.get_trial, \
-            oracle.end_trial
-
-        def create_trial_seen(tuner_id):
-            self.last_seen[tuner_id] = self.clock()
-            return create_trial(tuner_id)
-
-        def get_trial_seen(trial_id):  # the heartbeat of a training worker
-            self._seen_running(trial_id)
-            return get_trial(trial_id)
-
-        def end_trial_seen(trial):
-            self._seen_running(trial.trial_id)
-            # A worker thought dead may come back and finish its trial: take the result and
-            # do not run the trial again.
-            if trial.trial_id in oracle._retry_queue:
-                oracle._retry_queue.remove(trial.trial_id)
-            return end_trial(trial)
-
-        oracle.create_trial, oracle.get_trial, oracle.end_trial = \
-            create_trial_seen, get_trial_seen, end_trial_seen
-
-    def _seen_running(self, trial_id: str) -> None:
-        for worker, trial in list(self.oracle.ongoing_trials.items()):
-            if trial.trial_id == trial_id:
-                self.last_seen[worker] = self.clock()
-
-    def drop_dead_workers(self) -> list[tuple[str, str | None]]:
-        """Forget silent workers and queue their trials for retry; return (worker, trial id)."""
-        now = self.clock()
-        dead = [w for w in list(self.oracle.tuner_ids)
-                if now - self.last_seen.setdefault(w, now) > self.timeout]
-        return _drop(self.oracle, dead) if dead else []
-
-
-@keras_tuner.synchronized
-def _drop(oracle, workers):
-    # Under the oracle's own lock, like every other change KerasTuner makes to it.
-    dropped = []
-    for worker in workers:
-        oracle.tuner_ids.discard(worker)
-        trial = oracle.ongoing_trials.pop(worker, None)
-        if trial is not None:
-            oracle._retry_queue.append(trial.trial_id)
-        dropped.append((worker, trial.trial_id if trial else None))
-    oracle.save()
-    return dropped
-
-
-def serve_oracle(oracle: keras_tuner.Oracle, report=None) -> None:
-    """Serve the oracle to the workers until the search is over, as KerasTuner's chief does."""
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    timeout = float(os.environ.get(WORKER_TIMEOUT, DEFAULT_WORKER_TIMEOUT))
-    watch = WorkerWatch(oracle, timeout)
-    address = f"{os.environ[ORACLE_IP]}:{os.environ[ORACLE_PORT]}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    try:
-        bound = server.add_insecure_port(address)
-    except RuntimeError:  # newer gRPC raises where older returned 0
-        bound = 0
-    if not bound:
-        raise DistributeError(f"the chief cannot listen on {address} (port in use or address not "
-                              "of this machine); choose another --oracle-port or --oracle-host")
-    server.start()
-    try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
-            time.sleep(CHIEF_POLL_SECONDS)
-            for worker, trial_id in watch.drop_dead_workers():
-                if report:
-                    report(f"worker {worker} silent for {timeout:g} s: dropped"
-                           + (f", its trial {trial_id} queued for retry" if trial_id else ""))
-    finally:
-        server.stop(grace=1)
-        oracle.save()  # KerasTuner's last save predates the end of the last trial
-
-
-def pause_when_idle(oracle_client) -> None:
-    """Make a worker wait a moment when the chief has no trial for it yet (Hyperband rounds)."""
-    create_trial = oracle_client.create_trial
-
-    def create_trial_patiently(tuner_id):
-        trial = create_trial(tuner_id)
-        if trial.status == TrialStatus.IDLE:
-            time.sleep(HEARTBEAT_SECONDS)
-        return trial
-
-    oracle_client.create_trial = create_trial_patiently
+    Raises:
+        ConfigError: some of the three variables are set but not all.
+    """
+    present = [name for name in ROLE_VARIABLES if name in environ]
+    if not present:
+        return STANDALONE
+    if len(present) < len(ROLE_VARIABLES):
+        missing = ", ".join(n for n in ROLE_VARIABLES if n not in environ)
+        raise ConfigError(f"{', '.join(present)} set but not {missing}; set all three, or use "
+                          "--chief / --worker ID")
+    port = environ[ORACLE_PORT]
+    if not port.isdigit():
+        raise ConfigError(f"{ORACLE_PORT}={port!r} is not a port number")
+    timeout = worker_timeout_from_environment(environ)
+    return Role(environ[TUNER_ID], environ[ORACLE_IP], int(port),
+                DEFAULT_WORKER_TIMEOUT if timeout is None else timeout)
 
 
 class Heartbeat:
-    """While a worker trains, ask the chief for its trial every few seconds to show it is alive."""
+    """While a worker trains, ask the chief for its trial every few seconds to show it is alive.
+
+    Call `start()`, then `stop()` when the trial ends.
+    """
 
     def __init__(self, oracle_client, trial_id: str):
+        self.oracle_client, self.trial_id = oracle_client, trial_id
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(oracle_client, trial_id),
-                                        daemon=True, name=f"heartbeat-{trial_id}")
-        self._thread.start()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"heartbeat-{trial_id}")
 
-    def _beat(self, oracle_client, trial_id):
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _beat(self):
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
-                oracle_client.get_trial(trial_id)
+                self.oracle_client.get_trial(self.trial_id)
             except Exception:  # noqa: BLE001 - a missed beat is harmless; the chief may be busy
                 continue
 

@@ -48,3 +48,7 @@ class InputTooLargeError(InputError):
 
 class DistributeError(FashionError):
     """A chief that cannot serve, or a worker set up inconsistently with its chief."""
+
+
+class DependencyError(FashionError):
+    """An installed library outside the versions `fashion` was tested with."""

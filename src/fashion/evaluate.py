@@ -13,9 +13,6 @@ from sklearn.metrics import (
 
 from fashion import CLASS_NAMES, NUM_CLASSES
 
-# Model outputs are batched through in chunks this large: big enough to amortise per-call cost.
-PREDICT_BATCH_SIZE = 1024
-
 
 def compute_metrics(y_true: np.ndarray, probabilities: np.ndarray, split: str = "test") -> dict:
     """Return loss, accuracy, top-2 accuracy, per-class and macro P/R/F1 and the confusion matrix.
@@ -55,8 +52,10 @@ def compute_metrics(y_true: np.ndarray, probabilities: np.ndarray, split: str = 
 
 
 def predict_probabilities(model, x: np.ndarray) -> np.ndarray:
-    """Return a Keras model's softmax outputs for `x`, shape (n, 10)."""
-    return model.predict(x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+    """Return a Keras model's softmax outputs for `x`, shape (n, 10), as `fashion predict` does."""
+    from fashion.predict import Predictor
+
+    return Predictor(model).probabilities(x)
 
 
 def evaluate_model(model, x: np.ndarray, y_true: np.ndarray, split: str = "test") -> dict:

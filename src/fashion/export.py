@@ -10,7 +10,7 @@ import numpy as np
 
 from fashion.errors import ConfigError, FashionError
 from fashion.images import SIZE
-from fashion.predict import load_model
+from fashion.model_files import load_model
 
 # Our format names -> Keras's.
 FORMATS = {"onnx": "onnx", "saved_model": "tf_saved_model"}

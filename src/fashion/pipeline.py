@@ -2,48 +2,43 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-from fashion import distribute, rundir
+from fashion import rundir
 from fashion.config import RunConfig
-from fashion.data import load_fashion_mnist, sample_train, split_data
+from fashion.data import load_splits, sample_train
+from fashion.distribute import STANDALONE, Role
 from fashion.errors import ConfigError
 from fashion.evaluate import evaluate_model
-from fashion.run_report import write_report
+from fashion.model_files import save_model
+from fashion.report import write_report
+from fashion.spaces import build_hypermodel
 from fashion.train import train_best
-from fashion.tune import PROJECT_NAME, build_tuner, check_resumable_space, run_search
+from fashion.trial_records import load_trials
+from fashion.tune import build_tuner, run_search
 
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run made: its folder, the trained model, its metrics and the search's trials."""
+
     run_dir: Path
-    metrics: dict
+    model: keras.Model
+    metrics: dict  # as metrics.json: "validation" and "test" from `evaluate_model`, timings
     best_hyperparameters: dict
+    trials: list[dict]  # as `fashion.trial_records.load_trials`
 
 
 def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
-    """Empty the folder for a fresh run, or check that it may be resumed."""
-    if overwrite:
-        for name in (*rundir.ARTEFACTS, rundir.REPORT_HTML, rundir.REPORT_MD):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / PROJECT_NAME, ignore_errors=True)
-        shutil.rmtree(run_dir / rundir.FIGURES, ignore_errors=True)  # no stale report survives
-    else:
-        rundir.check_resumable(run_dir, config)
-        check_resumable_space(run_dir, config)
-
-
 def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
-           command: str = "", verbose: int = 1, report=None):
+           command: str = "", verbose: int = 1, on_progress=None, role: Role = STANDALONE):
     """Load the data and run the search into `run_dir`, resuming an unfinished one.
 
     Nothing is written until the data has loaded and the directory has been checked, so bad
@@ -51,45 +46,48 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
     writes only its trials: the chief writes the run's files.
 
     Args:
-        report: called with a line of progress after each finished trial.
+        on_progress: called with a line of progress after each finished trial, and when a
+            chief drops a silent worker.
+        role: standalone (the default), or this process's role in a distributed search.
 
     Returns:
         `(run_dir, splits, best_hyperparameters, tuning_seconds)`; a worker's best is None.
     """
-    worker = distribute.is_worker()
-    if worker and overwrite:
+    if role.is_worker and overwrite:
         raise ConfigError("a worker cannot --overwrite; pass it to the chief, which owns the run")
     run_dir = Path(run_dir) if run_dir else default_run_dir()
-    arrays, checksums = load_fashion_mnist(config.data_dir)
-    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
-    prepare_run_dir(run_dir, config, overwrite)
+    splits = load_splits(config)
+    rundir.prepare(run_dir, config, overwrite,
+                   hypermodel=build_hypermodel(config.space, seed=config.seed))
     keras.utils.set_random_seed(config.seed)
-    if not worker:
+    if not role.is_worker:
         rundir.write_json(run_dir / rundir.CONFIG,
-                          rundir.config_record(config, checksums, command))
+                          rundir.config_record(config, splits.data_sha256, command))
 
     started = time.monotonic()
-    tuner = build_tuner(config, run_dir)
+    tuner = build_tuner(config, run_dir, role=role, on_message=on_progress)
     search_splits = sample_train(splits, config.search_images, config.seed)
-    best_hp = run_search(tuner, search_splits, config, verbose=verbose, report=report)
+    best_hp = run_search(tuner, search_splits, config, run_dir, verbose=verbose,
+                         on_progress=on_progress)
     if best_hp is not None:
         rundir.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
     return run_dir, splits, best_hp, time.monotonic() - started
 
 
 def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
-        command: str = "", verbose: int = 1, report=None) -> RunResult:
+        command: str = "", verbose: int = 1, on_progress=None,
+        role: Role = STANDALONE) -> RunResult:
     """Search, retrain the best from scratch, evaluate, and save every artefact of the run."""
-    if distribute.is_worker():
+    if role.is_worker:
         raise ConfigError("`fashion run` cannot be a tuning worker; run `fashion tune --worker "
                           "ID` on the workers and `fashion run` (or `tune --chief`) on the chief")
     run_dir, splits, best_hp, tuning_seconds = search(config, run_dir, overwrite, command, verbose,
-                                                      report)
+                                                      on_progress, role)
 
     started = time.monotonic()
     model, history = train_best(best_hp, splits, config, verbose=verbose)
     training_seconds = time.monotonic() - started
-    rundir.save_model(model, run_dir / rundir.MODEL)
+    save_model(model, run_dir / rundir.MODEL)
     rundir.write_history(run_dir / rundir.HISTORY, history)
 
     metrics = {
@@ -104,4 +102,4 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
     }
     rundir.write_json(run_dir / rundir.METRICS, metrics)
     write_report(run_dir, model=model, splits=splits)
-    return RunResult(run_dir, metrics, best_hp.values)
+    return RunResult(run_dir, model, metrics, best_hp.values, load_trials(run_dir))

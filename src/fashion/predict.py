@@ -4,12 +4,11 @@ forward pass (or ONNX Runtime), and shape the answers as tables or JSON."""
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from fashion import CLASS_NAMES, NUM_CLASSES, rundir
+from fashion import CLASS_NAMES, NUM_CLASSES
 from fashion.errors import InputError, ModelError
 from fashion.images import (
     ARRAY_SUFFIX,
@@ -19,42 +18,10 @@ from fashion.images import (
     read_array_file,
     read_image_file,
 )
+from fashion.model_files import check_shapes, load_model, resolve_model_path
 
+# Images per forward pass: big enough to amortise the per-call cost, small enough for any RAM.
 BATCH_SIZE = 1024
-
-
-def default_model_path() -> Path:
-    """Return where the model shipped with the package lives (it may be absent in a checkout)."""
-    return Path(str(resources.files("fashion") / "models" / "default.keras"))
-
-
-def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
-    """Return the model file named, or the shipped one; refuse a missing file."""
-    path = Path(path) if path else default_model_path()
-    if path.is_file():
-        return path
-    if path == default_model_path():
-        raise ModelError(f"the shipped model {path} is missing; reinstall fashion or pass "
-                         "--model with a .keras file written by `fashion run`")
-    raise ModelError(f"model file {path} does not exist; pass --model with a .keras file "
-                     "written by `fashion run`")
-
-
-def load_model(path: str | os.PathLike | None = None):
-    """Load the named `.keras` classifier, or the shipped one, in Keras's safe mode.
-
-    Raises:
-        ModelError: the file is missing, is not a Keras model, or has the wrong shapes.
-    """
-    return rundir.load_model(resolve_model_path(path))
-
-
-def _check_shapes(path: Path, inputs, outputs) -> None:
-    # ONNX names unknown dimensions with strings where Keras uses None.
-    shapes = [[d if isinstance(d, int) else None for d in shape] for shape in (inputs, outputs)]
-    if shapes != [[None, SIZE, SIZE, 1], [None, NUM_CLASSES]]:
-        raise ModelError(f"{path} maps {tuple(inputs)} to {tuple(outputs)}, expected "
-                         "(None, 28, 28, 1) to (None, 10); pass a Fashion-MNIST classifier")
 
 
 class Predictor:
@@ -62,17 +29,24 @@ class Predictor:
     adapter, callbacks and progress bar that `Model.predict` sets up on every call.
 
     `model` is a Keras model, or the path of an `.onnx` file (from `fashion export`) to run
-    with ONNX Runtime, the fastest on CPU (see the README's figures).
+    with ONNX Runtime, the fastest on CPU (see the README's figures). The forward pass is built
+    on first use; `warm_up` builds it now, so that a service's first request is not the slow one.
     """
 
     def __init__(self, model, batch_size: int = BATCH_SIZE):
-        is_onnx = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx")
-        self.batch_size = batch_size
-        self._forward = _onnx_forward(Path(model)) if is_onnx else _traced_forward(model)
-        self.probabilities(np.zeros((1, SIZE, SIZE)))  # trace now, not in the first request
+        self.model, self.batch_size = model, batch_size
+        self._forward = None
+
+    def warm_up(self) -> Predictor:
+        self.probabilities(np.zeros((1, SIZE, SIZE)))
+        return self
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Return softmax outputs (n, 10) of float32 images (n, 28, 28[, 1]) in [0, 1]."""
+        if self._forward is None:
+            model = self.model
+            is_onnx = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx")
+            self._forward = _onnx_forward(Path(model)) if is_onnx else _traced_forward(model)
         images = np.asarray(images, dtype=np.float32).reshape(-1, SIZE, SIZE, 1)
         chunks = [self._forward(images[i:i + self.batch_size])
                   for i in range(0, len(images), self.batch_size)]
@@ -82,7 +56,7 @@ class Predictor:
 def load_predictor(path: str | os.PathLike | None = None) -> Predictor:
     """Load a `.keras` model (default: the shipped one) or an exported `.onnx` model."""
     path = resolve_model_path(path)
-    return Predictor(path if path.suffix == ".onnx" else load_model(path))
+    return Predictor(path if path.suffix == ".onnx" else load_model(path)).warm_up()
 
 
 def _traced_forward(model):
@@ -110,7 +84,7 @@ def _onnx_forward(path: Path):
         raise ModelError(f"{path} is not an ONNX model ({e}); pass a file written by "
                          "`fashion export --format onnx`") from e
     [inputs], [outputs] = session.get_inputs(), session.get_outputs()
-    _check_shapes(path, inputs.shape, outputs.shape)
+    check_shapes(path, inputs.shape, outputs.shape)
     return lambda x: session.run(None, {inputs.name: x})[0]  # run() is thread-safe
 
 

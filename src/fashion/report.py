@@ -1,247 +1,233 @@
-"""Figures of a run as PNG files: how good the model is, where it fails, what tuning found."""
+"""Build a run directory's report (figures, report.html, report.md) from its saved files alone."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is needed or wanted
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import (  # noqa: E402
-    FuncFormatter,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
+from fashion import figures as plots
+from fashion import rundir
+from fashion.config import RunConfig, load_config
+from fashion.data import load_splits
+from fashion.evaluate import most_confused_pairs, predict_probabilities, worst_misclassified
+from fashion.model_files import load_model
+from fashion.report_page import Figure, Section, Table, render_html, render_markdown
+from fashion.trial_records import (
+    EPOCHS_FEATURE,
+    finished,
+    hyperparameter_importance,
+    load_trials,
+    tuned_names,
 )
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-from fashion import CLASS_NAMES  # noqa: E402
-from fashion.trial_records import finished, is_numeric, spans_decades  # noqa: E402
-
-DPI = 110
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Write a figure as PNG and free it: pyplot keeps every open figure alive otherwise."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _message_figure(title: str, message: str, path: Path) -> Path:
-    """A small placeholder figure, so the report keeps its layout when there is nothing to plot."""
-    fig, ax = plt.subplots(figsize=(7, 1.8))
-    ax.axis("off")
-    ax.set_title(title)
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, wrap=True)
-    return save_figure(fig, path)
+# How many confident mistakes the grid shows: three rows of eight stay legible.
+N_WORST = 24
+CAPTIONS = {
+    "curves": "Loss and accuracy per epoch of the final training; the dashed line marks the "
+              "epoch whose weights were kept.",
+    "confusion": "Test confusion matrix: counts (left) and share of each true class (right). "
+                 "Off-diagonal cells are the mistakes.",
+    "f1": "F1 per class on the test split, worst first, with precision (P) and recall (R).",
+    "worst": "The test images the model got wrong with the most confidence.",
+    "samples": "Training images of every class.",
+    "tuning": "{objective} of every finished trial in the order it started, and the best so far.",
+    "importance": "How much of the trials' {objective} each hyperparameter explains: a random "
+                  "forest's mean decrease in impurity, fitted to the finished trials. A rough "
+                  "guide with few trials; a conditional hyperparameter (one that exists only for "
+                  "some values of another, like the third block's filters) also stands for its "
+                  "parent's value.",
+    "effects": "{objective} against each tuned hyperparameter, most important first.",
+}
 
 
-def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, per_class: int = 5) -> Path:
-    """Save a grid of `per_class` images of every class, each titled with its class name."""
-    fig, axes = plt.subplots(per_class, len(CLASS_NAMES),
-                             figsize=(1.3 * len(CLASS_NAMES), 1.45 * per_class), squeeze=False)
-    for class_id, name in enumerate(CLASS_NAMES):
-        rows = np.flatnonzero(labels == class_id)[:per_class]
-        for row, ax in enumerate(axes[:, class_id]):
-            ax.axis("off")
-            if row < len(rows):
-                ax.imshow(images[rows[row]].squeeze(), cmap="gray_r", vmin=0, vmax=1)
-                ax.set_title(name, fontsize=8)
-    fig.suptitle("Fashion-MNIST training images, by class")
-    fig.tight_layout()
-    return save_figure(fig, path)
+@dataclass(frozen=True)
+class RunFiles:
+    """What a finished run directory holds, read back."""
+
+    run_dir: Path
+    record: dict  # config.json: settings, command, versions, data checksums
+    config: RunConfig
+    best_hyperparameters: dict
+    metrics: dict
+    history: dict[str, list[float]]
+    trials: list[dict]
 
 
-def kept_epoch(history: dict[str, list[float]], final_patience: int | None) -> tuple[int, str]:
-    """The 1-based epoch whose weights the final model has, and why.
+def read_run_files(run_dir: Path) -> RunFiles:
+    """Read every saved file a report needs, naming the first that is missing or corrupt."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise rundir.RunDirError(f"{run_dir} is not a directory; pass a run directory made by "
+                                 "`fashion run`")
+    record = rundir.read_json(run_dir / rundir.CONFIG)
+    return RunFiles(
+        run_dir=run_dir, record=record, config=load_config(run_dir / rundir.CONFIG),
+        best_hyperparameters=rundir.read_json(run_dir / rundir.BEST_HYPERPARAMETERS),
+        metrics=rundir.read_json(run_dir / rundir.METRICS),
+        history=rundir.read_history(run_dir / rundir.HISTORY),
+        trials=load_trials(run_dir))
 
-    `EarlyStopping(restore_best_weights=True)` watches validation loss and restores its first
-    minimum even when it never stopped; without it (the vgg space's schedule) the last epoch's
-    weights are kept.
+
+def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = None) -> Path:
+    """Write figures/, report.html and report.md into a finished run directory; return the HTML.
+
+    `model` and `splits` are loaded from the run (model.keras, the data named by config.json)
+    when not given. Everything is built in a hidden folder first and moved into place at the
+    end, so a failure leaves the previous report untouched.
     """
-    if final_patience is None:
-        return len(history["loss"]), "the last, as the one-cycle schedule ends"
-    return int(np.nanargmin(history["val_loss"])) + 1, "lowest validation loss"
+    files = read_run_files(run_dir)
+    if model is None:
+        model = load_model(files.run_dir / rundir.MODEL)
+    if splits is None:
+        splits = load_splits(files.config, data_dir)
+    probabilities = predict_probabilities(model, splits.x_test)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=files.run_dir))
+    try:
+        figures = make_figures(files, splits, probabilities, staging / rundir.FIGURES)
+        title = f"Fashion-MNIST run {files.run_dir.resolve().name}"
+        sections = build_sections(files, figures)
+        (staging / rundir.REPORT_HTML).write_text(
+            render_html(title, sections, staging / rundir.FIGURES))
+        (staging / rundir.REPORT_MD).write_text(render_markdown(title, sections, rundir.FIGURES))
+        publish(staging, files.run_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return files.run_dir / rundir.REPORT_HTML
 
 
-def plot_training_curves(history: dict[str, list[float]], final_patience: int | None,
-                         path: Path) -> Path:
-    """Save loss and accuracy per epoch, training and validation, with the kept epoch marked."""
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    kept, reason = kept_epoch(history, final_patience)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.plot(epochs, history[metric], "o-", label="training")
-        if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation")
-        ax.axvline(kept, color="0.4", linestyle="--",
-                   label=f"epoch {kept}: weights kept ({reason})")
-        ax.set(xlabel="epoch", ylabel=metric, title=f"{metric.capitalize()} per epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.suptitle("Final training of the best hyperparameters")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room for the shared legend below the panels
-    return save_figure(fig, path)
+def publish(staging: Path, run_dir: Path) -> None:
+    """Move the staged figures and pages over the old ones, figures first so pages never dangle."""
+    figures, old = run_dir / rundir.FIGURES, staging / "old-figures"
+    if figures.exists():
+        os.replace(figures, old)
+    os.replace(staging / rundir.FIGURES, figures)
+    for name in (rundir.REPORT_MD, rundir.REPORT_HTML):
+        os.replace(staging / name, run_dir / name)
 
 
-def plot_confusion_matrices(matrix, path: Path) -> Path:
-    """Save the test confusion matrix twice: counts, and each true class's row as percentages."""
-    counts = np.asarray(matrix)
-    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(17, 7.5))
-    panels = ((counts, "d", "Counts"), (rows, ".0%", "Share of each true class (rows sum to 100%)"))
-    for ax, (values, fmt, title) in zip(axes, panels, strict=True):
-        shown = ConfusionMatrixDisplay(values, display_labels=CLASS_NAMES)
-        shown.plot(ax=ax, cmap="Blues", values_format=fmt, colorbar=False, xticks_rotation=45)
-        for text, value in zip(shown.text_.ravel(), values.ravel(), strict=True):
-            if value == 0:  # empty cells stay blank so the mistakes stand out
-                text.set_text("")
-            elif text.get_text() == "0%":  # a few images are not none
-                text.set_text("<1%")
-            elif text.get_text() == "100%" and value < 1:  # nor is a few fewer than all
-                text.set_text(">99%")
-        ax.set_title(title)
-        ax.set(xlabel="predicted class", ylabel="true class")
-    fig.suptitle("Confusion matrix, test split")
-    fig.tight_layout()
-    return save_figure(fig, path)
+def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[str, Figure]:
+    """Draw every figure of the report into `folder`; return them by topic, captioned."""
+    test, config, trials = files.metrics["test"], files.config, files.trials
+    objective, direction = config.objective, config.objective_direction
+    importance = hyperparameter_importance(trials, seed=config.seed)
+    names = [n for n in importance if n != EPOCHS_FEATURE] or tuned_names(finished(trials))
+    worst = worst_misclassified(splits.y_test, probabilities, N_WORST)
+    paths = {
+        "curves": plots.plot_training_curves(files.history, config.final_patience,
+                                              folder / "training_curves.png"),
+        "confusion": plots.plot_confusion_matrices(test["confusion_matrix"],
+                                                    folder / "confusion_matrix.png"),
+        "f1": plots.plot_per_class_f1(test["per_class"], test["macro_f1"],
+                                       folder / "per_class_f1.png"),
+        "worst": plots.plot_worst_misclassified(splits.x_test, splits.y_test, probabilities,
+                                                 worst, folder / "worst_misclassified.png"),
+        "samples": plots.plot_samples(splits.x_train, splits.y_train, folder / "samples.png"),
+        "tuning": plots.plot_tuning_history(trials, objective, direction,
+                                             folder / "tuning_history.png"),
+        "importance": plots.plot_hyperparameter_importance(
+            importance, len(finished(trials)), folder / "hyperparameter_importance.png"),
+        "effects": plots.plot_hyperparameter_effects(trials, names, objective,
+                                                      folder / "hyperparameter_effects.png"),
+    }
+    return {key: Figure(path.name, CAPTIONS[key].format(objective=objective))
+            for key, path in paths.items()}
 
 
-def plot_per_class_f1(per_class: list[dict], macro_f1: float, path: Path) -> Path:
-    """Save F1 per class as bars, worst first, with precision and recall written beside them."""
-    rows = sorted(per_class, key=lambda r: r["f1"])
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    ax.barh([r["label"] for r in rows], [r["f1"] for r in rows], color="tab:blue")
-    for y, r in enumerate(rows):  # a column right of the axes, clear of bars and macro line
-        ax.text(1.02, y, f"F1 {r['f1']:.3f}   P {r['precision']:.2f}   R {r['recall']:.2f}",
-                transform=ax.get_yaxis_transform(), va="center", fontsize=8.5,
-                family="monospace")
-    ax.axvline(macro_f1, color="tab:red", linestyle="--", label=f"macro F1 {macro_f1:.3f}")
-    ax.set(xlim=(0, 1), xlabel="F1 score", title="F1 per class, test split (worst at top)")
-    ax.invert_yaxis()
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+def build_sections(files: RunFiles, figures: dict[str, Figure]) -> list[Section]:
+    """The report's content, in the order a reader asks: how good, where it fails, why."""
+    return [
+        Section("How good", [summary_text(files), metrics_table(files.metrics)]),
+        Section("Where it fails", [
+            "The classes the model mixes up most on the test split:",
+            confusion_bullets(files.metrics["test"]),
+            figures["confusion"], figures["f1"], per_class_table(files.metrics["test"]),
+            figures["worst"]]),
+        Section("Training", [figures["curves"]]),
+        Section("What tuning found", [
+            tuning_text(files), figures["tuning"], figures["importance"], figures["effects"],
+            "Best hyperparameters:",
+            Table(["hyperparameter", "value"], sorted(files.best_hyperparameters.items())),
+            "Every trial (the best highlighted):", trials_table(files)]),
+        Section("Data", [data_text(files), figures["samples"]]),
+        Section("Configuration", configuration_blocks(files.record)),
+    ]
 
 
-def plot_worst_misclassified(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray,
-                             indices: np.ndarray, path: Path, columns: int = 8) -> Path:
-    """Save the most confidently wrong test images, titled true / predicted / confidence."""
-    title = "Most confident mistakes, test split"
-    if len(indices) == 0:
-        return _message_figure(title, "No test image was misclassified.", path)
-    n_rows = -(-len(indices) // columns)
-    fig, axes = plt.subplots(n_rows, columns, figsize=(1.55 * columns, 2.2 * n_rows),
-                             squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), indices, strict=False):
-        predicted = int(probabilities[i].argmax())
-        ax.imshow(images[i].squeeze(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"true: {CLASS_NAMES[y_true[i]]}\npred: {CLASS_NAMES[predicted]}\n"
-                     f"{probabilities[i, predicted]:.1%} sure", fontsize=7.5)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
+def summary_text(files: RunFiles) -> str:
+    m, config = files.metrics, files.config
+    test = m["test"]
+    kept, _ = plots.kept_epoch(files.history, config.final_patience)
+    return (f"On the {test['n_images']:,} test images of the `{m['split']}` split the model is "
+            f"right {test['accuracy']:.2%} of the time (macro F1 {test['macro_f1']:.4f}); the "
+            f"right class is among its top two guesses {test['top2_accuracy']:.2%} of the time. "
+            f"It is a {config.space.upper()} of {m['parameters']:,} parameters, trained "
+            f"{m['epochs_trained']} epochs in {m['training_seconds']:.0f} s (the weights of epoch "
+            f"{kept} kept), after a {m['tuning_seconds']:.0f} s {config.tuner} search.")
 
 
-def plot_tuning_history(trials: list[dict], objective: str, direction: str, path: Path) -> Path:
-    """Save every finished trial's objective in start order, with the best-so-far line."""
-    done = finished(trials)
+def metrics_table(metrics: dict) -> Table:
+    names = ["loss", "accuracy", "top2_accuracy", "macro_precision", "macro_recall", "macro_f1"]
+    rows = [[part["split"], part["n_images"], *(part[n] for n in names)]
+            for part in (metrics["validation"], metrics["test"])]
+    return Table(["split", "images", "loss", "accuracy", "top-2 accuracy", "macro precision",
+                  "macro recall", "macro F1"], rows)
+
+
+def confusion_bullets(test: dict) -> list[str]:
+    pairs = most_confused_pairs(test["confusion_matrix"], n=5)
+    return [f"`{p['true']}` taken for `{p['predicted']}`: {p['count']} times ({p['share']:.1%} "
+            f"of the {p['true']} images)" for p in pairs] or ["no mistakes at all"]
+
+
+def per_class_table(test: dict) -> Table:
+    # Column sums, not the "predicted" field, so metrics.json files older than it still work.
+    predicted = [sum(column) for column in zip(*test["confusion_matrix"], strict=True)]
+    rows = [[r["label"], r["precision"], r["recall"], r["f1"], r["support"], predicted[i]]
+            for i, r in enumerate(test["per_class"])]
+    return Table(["class", "precision", "recall", "F1", "images", "predicted as this"], rows)
+
+
+def tuning_text(files: RunFiles) -> str:
+    config, done = files.config, finished(files.trials)
+    best = _best_trial(files)
+    found = (f" The best, trial {best['number']}, scored {best['score']:.4f}."
+             if best is not None else "")
+    return (f"A {config.tuner} search of the {config.space.upper()} space ran "
+            f"{len(files.trials)} trials ({len(done)} finished), {config.objective_direction}"
+            f"imising `{config.objective}` on the validation split.{found}")
+
+
+def _best_trial(files: RunFiles) -> dict | None:
+    done = finished(files.trials)
     if not done:
-        return _message_figure("Tuning history", "No trial finished.", path)
-    numbers = np.array([t["number"] for t in done])
-    scores = np.array([t["score"] for t in done], dtype=float)
-    best_so_far = (np.maximum if direction == "max" else np.minimum).accumulate(scores)
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    budgets = sorted({t["epochs"] for t in done if t["epochs"] is not None})
-    for budget in budgets or [None]:
-        chosen = np.array([t["epochs"] == budget for t in done])
-        label = f"trial of {budget} epoch(s)" if budget is not None else "trial"
-        ax.scatter(numbers[chosen], scores[chosen], s=28, label=label, zorder=3)
-    ax.step(numbers, best_so_far, where="post", color="black", label="best so far")
-    best = int(scores.argmax() if direction == "max" else scores.argmin())
-    ax.annotate(f"best {scores[best]:.4f}", (numbers[best], scores[best]),
-                xytext=(6, 6), textcoords="offset points", fontsize=8)
-    ax.set(xlabel="trial (order started)", ylabel=objective,
-           title=f"Tuning history: {objective} of {len(done)} finished trials")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+        return None
+    pick = max if files.config.objective_direction == "max" else min
+    return pick(done, key=lambda t: t["score"])
 
 
-def plot_hyperparameter_importance(importance: dict[str, float], n_finished: int,
-                                   path: Path) -> Path:
-    """Save the importance ranking as bars, most important at the top."""
-    title = "Hyperparameter importance"
-    if not importance:
-        return _message_figure(title, f"Too few finished trials ({n_finished}) or nothing "
-                               "varied: no ranking.", path)
-    fig, ax = plt.subplots(figsize=(8, 0.42 * len(importance) + 1.4))
-    bars = ax.barh(list(importance), list(importance.values()), color="tab:green")
-    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
-    ax.invert_yaxis()
-    ax.set(xlabel="share of the score's variance explained (random forest, sums to 1)",
-           xlim=(0, max(importance.values()) * 1.15),
-           title=f"{title} over {n_finished} finished trials")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+def trials_table(files: RunFiles) -> Table:
+    names = tuned_names(files.trials)
+    rows = [[t["number"], t["trial_id"], t["status"], t["score"], t["epochs"],
+             *(t["values"].get(n) for n in names)] for t in files.trials]
+    best = _best_trial(files)
+    return Table(["#", "trial", "status", files.config.objective, "epochs", *names], rows,
+                 highlight=files.trials.index(best) if best is not None else None)
 
 
-def plot_hyperparameter_effects(trials: list[dict], names: list[str], objective: str,
-                                path: Path, columns: int = 4) -> Path:
-    """Save one panel per hyperparameter: every finished trial's objective against its value."""
-    done = finished(trials)
-    if not done or not names:
-        return _message_figure("Hyperparameter effects", "No hyperparameter varied.", path)
-    n_rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(n_rows, columns, figsize=(3.6 * columns, 2.9 * n_rows),
-                             squeeze=False)
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
-    budgets = sorted({t["epochs"] for t in done if t["epochs"] is not None}) or [None]
-    for ax, name in zip(axes.ravel(), names, strict=False):
-        _plot_effect(ax, name, done, objective, budgets)
-    fig.suptitle(f"Effect of each hyperparameter on {objective} (one dot per finished trial)")
-    if len(budgets) > 1:  # Hyperband: short trials score lower whatever their values
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(budgets), fontsize=9)
-    fig.tight_layout(rect=(0, 0.04 if len(budgets) > 1 else 0, 1, 1))
-    return save_figure(fig, path)
+def data_text(files: RunFiles) -> str:
+    sizes = files.metrics["sizes"]
+    return (f"Split `{files.metrics['split']}`: {sizes['train']:,} training, {sizes['val']:,} "
+            f"validation and {sizes['test']:,} test images.")
 
 
-def _plot_effect(ax, name: str, done: list[dict], objective: str, budgets: list) -> None:
-    used = [t for t in done if t["values"].get(name) is not None]
-    values = [t["values"][name] for t in used]
-    numeric = is_numeric(values)
-    categories = sorted({repr(v) for v in values})
-    for budget in budgets:
-        chosen = [(v, t["score"]) for v, t in zip(values, used, strict=True)
-                  if t["epochs"] == budget]
-        xs = [v if numeric else categories.index(repr(v)) for v, _ in chosen]
-        ax.scatter(xs, [score for _, score in chosen], s=18, alpha=0.8,
-                   label=f"trial of {budget} epoch(s)")
-    if not numeric:
-        ax.set_xticks(range(len(categories)), [c.strip("'") for c in categories], fontsize=8)
-    elif spans_decades(values) or any(name in t.get("log_sampled", ()) for t in used):
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    else:
-        integers = all(isinstance(v, int) for v in values)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=integers))
-    ax.set_title(name, fontsize=9)
-    ax.set_ylabel(objective, fontsize=8)
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.3)
+def configuration_blocks(record: dict) -> list:
+    versions = ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())
+    return [
+        f"Command: `{record.get('command', '')}`",
+        Table(["setting", "value"], sorted(record["config"].items())),
+        f"Versions: {versions}.",
+        Table(["data file", "SHA-256"], sorted(record.get("data_sha256", {}).items())),
+    ]

@@ -1,4 +1,8 @@
-"""The files a run directory holds, written atomically and read back with clear errors."""
+"""The run directory: the name of every file in it, how each is written and read back, and every
+check made before a run creates, overwrites or resumes one.
+
+Writes are atomic (a temporary file, then a rename), so a kill never leaves half a file.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import io
 import json
 import os
 import platform
-import tempfile
-import zipfile
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from fashion.config import RunConfig
-from fashion.errors import ModelError, RunDirError
+from fashion.errors import RunDirError
 
 CONFIG = "config.json"
 BEST_HYPERPARAMETERS = "best_hyperparameters.json"
@@ -24,6 +30,13 @@ ARTEFACTS = (CONFIG, BEST_HYPERPARAMETERS, MODEL, HISTORY, METRICS)
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 FIGURES = "figures"
+# KerasTuner's project folder, and the files in it that fashion reads or adds.
+TUNING = "tuning"
+ORACLE_FILE = "oracle.json"
+CLOCK_FILE = "search_clock.json"
+TRIAL_FILE = "trial.json"
+# A refusal to resume names this many differences of the search space, then counts the rest.
+MAX_NAMED_DIFFERENCES = 4
 LIBRARIES = ("fashion", "keras", "keras-tuner", "tensorflow", "tensorflow-cpu", "jax", "torch",
              "numpy", "scikit-learn", "matplotlib", "pillow")
 
@@ -41,65 +54,23 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    # NamedTemporaryFile makes the file private (0600); give it the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(f.name, 0o666 & ~umask)
-    os.replace(f.name, path)
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` via a temporary file beside it, so a crash never leaves half a file.
 
-
-def save_model(model, path: Path) -> None:
-    """Save a Keras model via a temporary file, so a crash never leaves half a model."""
-    partial = path.with_name(f".partial-{path.name}")
-    model.save(partial)
-    os.replace(partial, path)
-
-
-def load_model(path: Path):
-    """Load a `.keras` model with `safe_mode=True`, refusing anything else with a clear error.
-
-    Safe mode refuses Python code hidden in the file (a `Lambda` layer's bytecode), so a model
-    from elsewhere cannot run code on load. The model is not compiled: it is only used to predict.
+    The temporary file is created with mode 0o666 and the kernel applies the umask, as it does
+    for `open`: the process umask is never read or changed.
     """
-    import keras
-
-    import fashion.layers  # noqa: F401  registers the layers fashion saves inside models
-
     path = Path(path)
-    if path.suffix != ".keras":
-        raise ModelError(f"{path} is not a .keras file; pass a model saved by `fashion run`")
-    if not path.is_file():
-        raise ModelError(f"{path} is missing; `fashion run` writes it")
-    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive; Keras calls others missing
-        raise ModelError(f"{path} is not a Keras model (not a .keras zip archive); pass a model "
-                         "saved by `fashion run`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # Keras raises ValueError, KeyError, OSError... for bad files.
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        if "safe_mode" in str(e):
-            raise ModelError(f"{path} needs unsafe deserialisation ({reason[:80]}...); refused: "
-                             "use a model saved by `fashion run`") from e
-        raise ModelError(f"{path} is not a readable Keras model ({type(e).__name__}: {reason}); "
-                         "pass a model saved by `fashion run`") from e
-    _check_model_shapes(path, model)
-    return model
-
-
-def _check_model_shapes(path: Path, model) -> None:
-    from fashion import NUM_CLASSES
-    from fashion.spaces import INPUT_SHAPE
-
-    inputs, outputs = getattr(model, "input_shape", None), getattr(model, "output_shape", None)
-    if not (isinstance(inputs, tuple) and tuple(inputs[1:]) == INPUT_SHAPE
-            and isinstance(outputs, tuple) and tuple(outputs[1:]) == (NUM_CLASSES,)):
-        raise ModelError(f"{path} maps {inputs} to {outputs}, not 28x28x1 images to "
-                         f"{NUM_CLASSES} class probabilities; pass a Fashion-MNIST classifier")
+        with os.fdopen(descriptor, "w") as f:
+            f.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, data) -> None:
@@ -129,8 +100,23 @@ def settings_differences(saved: dict, wanted: dict, ignore=("data_dir",)) -> lis
             if k not in ignore and saved.get(k) != wanted.get(k)]
 
 
-def check_resumable(run_dir: Path, config: RunConfig) -> None:
-    """Refuse to reuse a run directory that finished, or that was started with other settings."""
+def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None) -> None:
+    """Empty `run_dir` for a fresh run, or check that it may be resumed with `config`.
+
+    Args:
+        hypermodel: the search space the run will search; a saved search over another space is
+            refused (checked only when given).
+
+    Raises:
+        RunDirError: the run finished, or was started with other settings or another space.
+    """
+    run_dir = Path(run_dir)
+    if overwrite:
+        for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / TUNING, ignore_errors=True)
+        shutil.rmtree(run_dir / FIGURES, ignore_errors=True)  # no stale report survives
+        return
     if (run_dir / METRICS).exists():
         raise RunDirError(f"{run_dir} already holds a finished run; choose another --out, or "
                           "pass --overwrite to replace it")
@@ -142,6 +128,101 @@ def check_resumable(run_dir: Path, config: RunConfig) -> None:
         if changed:
             raise RunDirError(f"{run_dir} was started with other settings ({'; '.join(changed)}); "
                               "rerun with the same options to resume, or pass --overwrite")
+    if hypermodel is not None:
+        check_same_space(run_dir, hypermodel)
+
+
+def check_same_space(run_dir: Path, hypermodel) -> None:
+    """Refuse to resume a search whose saved space differs from the hypermodel's current one.
+
+    KerasTuner reloads the saved space and silently ignores a changed one.
+    """
+    oracle_file = Path(run_dir) / TUNING / ORACLE_FILE
+    if not oracle_file.exists():
+        return
+    saved = read_json(oracle_file, made_by="fashion tune")
+    try:
+        saved_space = saved["hyperparameters"]["space"]
+    except (KeyError, TypeError) as e:
+        raise RunDirError(f"{oracle_file} is not a KerasTuner oracle file; pass --overwrite to "
+                          "start the search afresh") from e
+    from fashion.upstream import search_space
+
+    changes = space_differences(saved_space, search_space(hypermodel))
+    if changes:
+        named = changes[:MAX_NAMED_DIFFERENCES]
+        if len(changes) > len(named):
+            named.append(f"and {len(changes) - len(named)} more")
+        raise RunDirError(f"{run_dir} holds a search over another space ({'; '.join(named)}); "
+                          "resume it with the code it was started with, or pass --overwrite")
+
+
+def space_differences(saved: list[dict], wanted: list[dict]) -> list[str]:
+    """Return 'name: what changed' for each hyperparameter added, removed or redefined.
+
+    KerasTuner discovers a conditional hyperparameter declared inside a loop (the MLP's
+    `layer_units_{i}`) only once a trial enters it, so a saved space may hold conditional ones a
+    fresh discovery lacks: only an unconditional one missing is known to be removed.
+    """
+    old, new = _by_name(saved), _by_name(wanted)
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            if not old[name]["conditions"]:
+                changes.append(f"{name}: removed")
+        elif name not in old:
+            changes.append(f"{name}: added")
+        else:
+            changes += [f"{name} {key}: {old[name].get(key)!r} -> {new[name].get(key)!r}"
+                        for key in sorted(old[name].keys() | new[name].keys())
+                        if old[name].get(key) != new[name].get(key)]
+    return changes
+
+
+def _by_name(space: list[dict]) -> dict[str, dict]:
+    described = {}
+    for entry in space:
+        config = dict(entry["config"])
+        config["conditions"] = [_condition(c) for c in config.get("conditions", [])]
+        described[config.pop("name")] = {"type": entry["class_name"], **config}
+    return described
+
+
+def _condition(condition: dict) -> str:
+    """Return 'conv_blocks in [2, 3]' for KerasTuner's saved `Parent` condition."""
+    config = condition.get("config", {})
+    return f"{config.get('name')} in {config.get('values')}"
+
+
+@dataclass
+class SearchClock:
+    """Seconds a search has run, summed over every run of it, so a time budget spans resumes.
+
+    Saved after each finished trial; the time of a trial cut short by a kill is not counted.
+    """
+
+    path: Path
+    spent_before: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, run_dir: Path) -> SearchClock:
+        path = Path(run_dir) / TUNING / CLOCK_FILE
+        try:
+            spent = float(json.loads(path.read_text())["seconds"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            spent = 0.0  # a new search, or a clock lost to a crash: count from now
+        return cls(path, spent)
+
+    def elapsed(self) -> float:
+        return self.spent_before + time.monotonic() - self.started
+
+    def deadline(self, budget_minutes: float) -> float:
+        """Return the `time.monotonic()` after which no new trial should start."""
+        return self.started + 60 * budget_minutes - self.spent_before
+
+    def save(self) -> None:
+        write_json(self.path, {"seconds": round(self.elapsed(), 1)})
 
 
 def write_history(path: Path, history: dict[str, list[float]]) -> None:

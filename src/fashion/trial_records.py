@@ -10,7 +10,6 @@ import numpy as np
 from fashion import rundir
 from fashion.errors import RunDirError
 
-TUNING = "tuning"  # KerasTuner's project folder in a run directory (`fashion.tune.PROJECT_NAME`)
 # Hyperband's bookkeeping values, not hyperparameters of the model.
 TUNER_PREFIX = "tuner/"
 # A random forest on fewer finished trials than this ranks noise.
@@ -27,8 +26,9 @@ def load_trials(run_dir: Path) -> list[dict]:
     other tuners), `values` the hyperparameters without Hyperband's bookkeeping, and
     `log_sampled` the names the space samples on a log scale (best plotted on one).
     """
-    tuning = Path(run_dir) / TUNING
-    paths = {p.parent.name.removeprefix("trial_"): p for p in tuning.glob("trial_*/trial.json")}
+    tuning = Path(run_dir) / rundir.TUNING
+    paths = {p.parent.name.removeprefix("trial_"): p
+             for p in tuning.glob(f"trial_*/{rundir.TRIAL_FILE}")}
     if not paths:
         raise RunDirError(f"{tuning} holds no trial_*/trial.json; `fashion run` writes them")
     order = _start_order(tuning, paths)
@@ -50,7 +50,7 @@ def load_trials(run_dir: Path) -> list[dict]:
 def _start_order(tuning: Path, paths: dict[str, Path]) -> list[str]:
     """The oracle's start order when it is readable, else the trial ids in order."""
     try:
-        started = rundir.read_json(tuning / "oracle.json").get("start_order", [])
+        started = rundir.read_json(tuning / rundir.ORACLE_FILE).get("start_order", [])
     except RunDirError:
         started = []
     return [t for t in started if t in paths] + sorted(set(paths) - set(started))
@@ -64,8 +64,6 @@ def rank_trials(trials: list[dict], direction: str) -> list[dict]:
 
 def format_trials_table(trials: list[dict], objective: str, direction: str) -> str:
     """Return the trials as a text table sorted by the objective, one row per trial."""
-    from fashion.progress import format_score
-
     header = ("rank", "trial", "status", objective, "epochs", "hyperparameters")
     rows = [header]
     for rank, trial in enumerate(rank_trials(trials, direction), start=1):
@@ -76,6 +74,16 @@ def format_trials_table(trials: list[dict], objective: str, direction: str) -> s
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)),
                                 row[-1]]) for row in rows)
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def format_score(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def finished(trials: list[dict]) -> list[dict]:
@@ -117,9 +125,10 @@ def encode_values(values: list) -> np.ndarray:
 def hyperparameter_importance(trials: list[dict], seed: int = 0) -> dict[str, float]:
     """Rank the tuned hyperparameters by how much of the score they explain, most first.
 
-    Like Optuna's default, the importance is a random forest's (mean decrease in impurity)
-    fitted to the finished trials' scores; Hyperband's epoch budget is one more input, so
-    short trials' low scores are not blamed on their hyperparameters. Empty when fewer than
+    The importance is a random forest's mean decrease in impurity, fitted to the finished
+    trials' scores (Optuna's default, fANOVA, is a different measure); Hyperband's epoch budget
+    is one more input, so short trials' low scores are not blamed on their hyperparameters.
+    Empty when fewer than
     `MIN_TRIALS_FOR_IMPORTANCE` trials finished or nothing varied.
     """
     from sklearn.ensemble import RandomForestRegressor

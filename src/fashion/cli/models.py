@@ -71,15 +71,13 @@ def cmd_evaluate(args) -> int:
     import json
 
     from fashion.config import config_from_preset
-    from fashion.data import load_fashion_mnist, split_data
+    from fashion.data import load_splits
     from fashion.evaluate import evaluate_model, format_metrics
-    from fashion.rundir import load_model
+    from fashion.model_files import load_model
 
     model = load_model(args.model)  # first: a bad model file fails before the data loads
-    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
-                                data_dir=args.data_dir)
-    arrays, _ = load_fashion_mnist(config.data_dir)
-    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    splits = load_splits(config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                            data_dir=args.data_dir))
     metrics = evaluate_model(model, splits.x_test, splits.y_test, "test")
     if args.json:
         print(json.dumps({"model": str(args.model), "split": splits.name, "test": metrics},
@@ -91,7 +89,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fashion.run_report import write_report
+    from fashion.report import write_report
 
     path = write_report(args.run_dir, data_dir=args.data_dir)
     print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -72,7 +71,7 @@ def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "distributed search", "one chief hands out trials to workers over gRPC; all share --out "
         "and the same search options (or set KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, "
-        "KERASTUNER_ORACLE_PORT yourself)")
+        "KERASTUNER_ORACLE_PORT and FASHION_WORKER_TIMEOUT yourself)")
     role = group.add_mutually_exclusive_group()
     role.add_argument("--chief", action="store_true", help="serve trials to the workers")
     role.add_argument("--worker", metavar="ID", help="run trials from the chief as worker ID")
@@ -98,32 +97,29 @@ def _command_line() -> str:
     return shlex.join(["fashion", *sys.argv[1:]])
 
 
-def _report(line: str) -> None:
+def _print_progress(line: str) -> None:
     print(line, flush=True)
 
 
-def _set_distributed_environment(args) -> None:
-    """Turn --chief/--worker into the KerasTuner variables that select the role."""
-    from fashion.distribute import ORACLE_IP, ORACLE_PORT, role_environment
+def _role_from_args(args):
+    """The process's role: from --chief/--worker, else from KerasTuner's own variables."""
+    from fashion import distribute
 
-    if not (args.chief or args.worker):
-        return
-    port = args.oracle_port if args.oracle_port is not None else \
-        int(os.environ.get(ORACLE_PORT, 0)) or None
-    os.environ.update(role_environment(
-        args.chief, args.worker, args.oracle_host or os.environ.get(ORACLE_IP), port,
-        args.worker_timeout))
+    if args.chief:
+        return distribute.chief(args.oracle_host, args.oracle_port,
+                                args.worker_timeout or distribute.worker_timeout_from_environment())
+    if args.worker:
+        return distribute.worker(args.worker, args.oracle_host, args.oracle_port)
+    return distribute.role_from_environment()
 
 
 def cmd_data(args) -> int:
     from fashion.config import config_from_preset
-    from fashion.data import class_counts, load_fashion_mnist, split_data
-    from fashion.report import plot_samples
+    from fashion.data import class_counts, load_splits
+    from fashion.figures import plot_samples
 
-    config = config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
-                                data_dir=args.data_dir)
-    arrays, _ = load_fashion_mnist(config.data_dir)
-    splits = split_data(arrays, config.split, seed=config.seed, limit=config.limit)
+    splits = load_splits(config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                            data_dir=args.data_dir))
     print(f"split: {splits.name}")
     for part in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
@@ -134,11 +130,13 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from fashion.distribute import role_from_environment
     from fashion.evaluate import format_metrics
     from fashion.pipeline import run
 
     result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
-                 command=_command_line(), report=_report)
+                 command=_command_line(), on_progress=_print_progress,
+                 role=role_from_environment())
     print(format_metrics(result.metrics["test"]))
     print(f"run directory: {result.run_dir}")
     return 0
@@ -148,9 +146,9 @@ def cmd_tune(args) -> int:
     from fashion.pipeline import search
 
     config = _config_from_args(args)
-    _set_distributed_environment(args)
     run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
-                                          command=_command_line(), report=_report)
+                                          command=_command_line(), on_progress=_print_progress,
+                                          role=_role_from_args(args))
     if best_hp is None:
         print(f"worker finished after {seconds:.0f} s; the chief holds the results")
         return 0
