@@ -11,6 +11,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="fashion-tests-keras-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,15 +55,34 @@ def fixed_seed():
     keras.utils.set_random_seed(1234)
 
 
+def synthetic_garments(n: int, seed: int = 0):
+    """n uint8 (28, 28) silhouettes and their labels, no dataset needed: a light shape on black
+    whose orientation (tall for classes 0-4, wide for 5-9) and aspect ratio (0.3 to 0.9) name its
+    class, with random size, brightness, position and noise. Trimming and refitting a photo of
+    one keeps its class, as with a real garment."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = np.zeros((n, 28, 28), np.uint8)
+    rows, cols = np.mgrid[0:28, 0:28]
+    for i, label in enumerate(labels):
+        long_side = rng.uniform(25, 28)  # fills the frame, as the dataset's garments do
+        short_side = long_side * (0.3 + 0.15 * (label % 5))
+        height, width = (long_side, short_side) if label < 5 else (short_side, long_side)
+        top, left = (28 - height) / 2 + rng.uniform(-1, 1), (28 - width) / 2 + rng.uniform(-1, 1)
+        inside = ((rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width))
+        shade = rng.uniform(150, 255) - rng.uniform(0, 40, (28, 28))
+        images[i] = np.where(inside, shade, 0).clip(0, 255).astype(np.uint8)
+    return images, labels
+
+
 @pytest.fixture(scope="session")
-def tiny_model_path(raw_arrays, tmp_path_factory) -> Path:
-    """A small CNN trained in seconds on 3,000 real images (about 78% test accuracy): enough
-    to check that predict, export and serve agree with it, with no shipped model present."""
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A small CNN trained in seconds on synthetic garments (see `synthetic_garments`): enough to
+    check that predict, export and serve agree with it, with neither the dataset nor a shipped
+    model present."""
     import keras
 
-    from fashion.data import split_data
-
-    splits = split_data(raw_arrays, "seed", limit=3000)
+    images, labels = synthetic_garments(3000, seed=1)
     keras.utils.set_random_seed(1)
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
@@ -72,17 +92,16 @@ def tiny_model_path(raw_arrays, tmp_path_factory) -> Path:
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(splits.x_train, splits.y_train, epochs=4, batch_size=64, verbose=0)
+    model.fit(images[..., None] / np.float32(255), labels, epochs=4, batch_size=64, verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return path
 
 
 @pytest.fixture(scope="session")
-def test_images(raw_arrays):
-    """The first 200 real test images as uint8 (200, 28, 28) and their labels."""
-    (_, _), (x_test, y_test) = raw_arrays
-    return x_test[:200], y_test[:200]
+def test_images():
+    """200 synthetic garments as uint8 (200, 28, 28), and their labels."""
+    return synthetic_garments(200, seed=2)
 
 
 def photo_like(image, rng, size=(200, 250)):
