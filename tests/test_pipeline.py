@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -47,9 +50,12 @@ def test_a_finished_run_is_not_overwritten(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text("{}")
+    (out / "report.html").write_text("<html></html>")
     code = main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY])
     assert code == 1
-    assert "already holds a finished run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a finished run" in err and f"fashion report {out}" in err
+    assert "--overwrite" not in err
     assert (out / "metrics.json").read_text() == "{}"
 
 
@@ -108,3 +114,69 @@ def test_data_command_prints_the_splits_and_writes_the_grid(data_dir, tmp_path, 
     assert "x_train: (60000, 28, 28, 1)" in printed and "x_val: (6000, 28, 28, 1)" in printed
     assert "x_test: (4000, 28, 28, 1)" in printed and "[600, 600, 600" in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- chaos: SIGKILL in every phase, rerun, and the run ends as if it had never stopped ---
+
+# The vgg space: its batches, schedule and dropout resume exactly. Three final epochs, so a
+# kill after the first leaves a training to continue.
+CHAOS = ["--space", "vgg", "--limit", "200", "--tuner", "random", "--max-trials", "2",
+         "--max-epochs", "1", "--final-epochs", "3"]
+CHAOS_ENV = {"KERAS_MAX_STEPS_PER_EPOCH": "2", "PYTHONUNBUFFERED": "1"}
+
+
+def _kill_when(argv, ready, timeout=600) -> str:
+    """Start `fashion` and SIGKILL it once `ready(stdout so far)` is true; return the stdout."""
+    process = subprocess.Popen([sys.executable, "-m", "fashion.cli", *argv], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **CHAOS_ENV})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not ready("".join(lines)):
+        assert process.poll() is None, f"finished before the kill point:\n{lines[-20:]}"
+        assert time.monotonic() < deadline, "timed out waiting for the kill point"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return "".join(lines)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("chaos") / "whole"
+    done = _fashion("run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS, env=CHAOS_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((out / rundir.METRICS).read_text()), rundir.read_history(out / "history.csv")
+
+
+KILL_POINTS = {
+    "search": lambda out, printed: "trial 1/2 done" in printed,
+    "final training": lambda out, printed: (out / rundir.TRAINING_BACKUP / "progress.json")
+    .exists(),
+    "evaluation": lambda out, printed: "[fashion] evaluating" in printed,
+    "report": lambda out, printed: "[fashion] writing the report" in printed,
+}
+
+
+@pytest.mark.parametrize("phase", KILL_POINTS)
+def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path, uninterrupted,
+                                                             phase):
+    out = tmp_path / "run"
+    argv = ["run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS]
+    _kill_when(argv, lambda printed: KILL_POINTS[phase](out, printed))
+    assert not rundir.is_finished(out)
+    done = _fashion(*argv, env=CHAOS_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics, history = uninterrupted
+    resumed = json.loads((out / rundir.METRICS).read_text())
+    for split in ("validation", "test"):
+        for name in ("accuracy", "loss", "confusion_matrix"):
+            assert resumed[split][name] == metrics[split][name], (split, name)
+    assert rundir.read_history(out / "history.csv") == history
+    leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")
+                 or p.name.startswith((".report-", ".partial-")) or p.name == "training-backup"]
+    assert not leftovers
+    again = _fashion(*argv, env=CHAOS_ENV)
+    assert again.returncode == 1 and f"fashion report {out}" in again.stderr

@@ -46,6 +46,10 @@ class InputTooLargeError(InputError):
     """Over the byte limit, or over the pixel limit (a decompression bomb)."""
 
 
+class SearchError(FashionError):
+    """A search that ended without a usable trial."""
+
+
 class DistributeError(FashionError):
     """A chief that cannot serve, or a worker set up inconsistently with its chief."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,10 @@ from fashion.data import load_splits, sample_train
 from fashion.distribute import STANDALONE, Role
 from fashion.errors import ConfigError
 from fashion.evaluate import evaluate_model
-from fashion.model_files import save_model
+from fashion.model_files import load_model, save_model
 from fashion.report import write_report
 from fashion.spaces import build_hypermodel
-from fashion.train import train_best
+from fashion.train import ResumableTraining, train_best
 from fashion.trial_records import load_trials
 from fashion.tune import build_tuner, run_search
 
@@ -41,9 +42,10 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
            command: str = "", verbose: int = 1, on_progress=None, role: Role = STANDALONE):
     """Load the data and run the search into `run_dir`, resuming an unfinished one.
 
-    Nothing is written until the data has loaded and the directory has been checked, so bad
-    input leaves no partial run directory. A distributed worker (see `fashion.distribute`)
-    writes only its trials: the chief writes the run's files.
+    The directory is checked before the data loads, and nothing is written or removed until
+    the data has loaded, so bad input leaves no partial run directory and loses nothing. A
+    distributed worker (see `fashion.distribute`) writes only its trials: the chief writes the
+    run's files.
 
     Args:
         on_progress: called with a line of progress after each finished trial, and when a
@@ -51,55 +53,86 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
         role: standalone (the default), or this process's role in a distributed search.
 
     Returns:
-        `(run_dir, splits, best_hyperparameters, tuning_seconds)`; a worker's best is None.
+        `(run_dir, splits, best_hyperparameters, tuning_seconds)`; a worker's best is None, and
+        the seconds are summed over every run of the search.
     """
     if role.is_worker and overwrite:
         raise ConfigError("a worker cannot --overwrite; pass it to the chief, which owns the run")
     run_dir = Path(run_dir) if run_dir else default_run_dir()
-    splits = load_splits(config)
     rundir.prepare(run_dir, config, overwrite,
                    hypermodel=build_hypermodel(config.space, seed=config.seed))
-    keras.utils.set_random_seed(config.seed)
+    splits = load_splits(config)
+    if overwrite:
+        rundir.clear(run_dir)
     if not role.is_worker:
+        rundir.remove_leftovers(run_dir)
         rundir.write_json(run_dir / rundir.CONFIG,
                           rundir.config_record(config, splits.data_sha256, command))
-
-    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
     tuner = build_tuner(config, run_dir, role=role, on_message=on_progress)
     search_splits = sample_train(splits, config.search_images, config.seed)
     best_hp = run_search(tuner, search_splits, config, run_dir, verbose=verbose,
                          on_progress=on_progress)
     if best_hp is not None:
         rundir.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
-    return run_dir, splits, best_hp, time.monotonic() - started
+    return run_dir, splits, best_hp, rundir.SearchClock.start(run_dir).spent_before
 
 
 def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
         command: str = "", verbose: int = 1, on_progress=None,
         role: Role = STANDALONE) -> RunResult:
-    """Search, retrain the best from scratch, evaluate, and save every artefact of the run."""
+    """Search, retrain the best from scratch, evaluate, and save every artefact of the run.
+
+    Every phase resumes: rerun the same call after a kill, a crash or a full disk and the
+    search continues where it stopped, the final training from its last finished epoch, and
+    evaluation and the report are redone from the saved files.
+    """
     if role.is_worker:
         raise ConfigError("`fashion run` cannot be a tuning worker; run `fashion tune --worker "
                           "ID` on the workers and `fashion run` (or `tune --chief`) on the chief")
     run_dir, splits, best_hp, tuning_seconds = search(config, run_dir, overwrite, command, verbose,
                                                       on_progress, role)
-
-    started = time.monotonic()
-    model, history = train_best(best_hp, splits, config, verbose=verbose)
-    training_seconds = time.monotonic() - started
-    save_model(model, run_dir / rundir.MODEL)
-    rundir.write_history(run_dir / rundir.HISTORY, history)
-
-    metrics = {
-        "split": splits.name,
-        "sizes": splits.sizes(),
-        "parameters": int(model.count_params()),
-        "epochs_trained": len(next(iter(history.values()))),
-        "tuning_seconds": round(tuning_seconds, 1),
-        "training_seconds": round(training_seconds, 1),
-        "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
-        "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
-    }
-    rundir.write_json(run_dir / rundir.METRICS, metrics)
+    model, history, training_seconds = _final_model(run_dir, best_hp, splits, config, verbose,
+                                                    on_progress)
+    if (run_dir / rundir.METRICS).exists():
+        metrics = rundir.read_json(run_dir / rundir.METRICS)
+    else:
+        if on_progress:
+            on_progress("[fashion] evaluating on the validation and test splits")
+        metrics = {
+            "split": splits.name,
+            "sizes": splits.sizes(),
+            "parameters": int(model.count_params()),
+            "epochs_trained": len(next(iter(history.values()))),
+            "tuning_seconds": round(tuning_seconds, 1),
+            "training_seconds": round(training_seconds, 1),
+            "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
+            "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
+        }
+        rundir.write_json(run_dir / rundir.METRICS, metrics)
+    shutil.rmtree(run_dir / rundir.TRAINING_BACKUP, ignore_errors=True)
+    if on_progress:
+        on_progress("[fashion] writing the report")
     write_report(run_dir, model=model, splits=splits)
     return RunResult(run_dir, model, metrics, best_hp.values, load_trials(run_dir))
+
+
+def _final_model(run_dir: Path, best_hp, splits, config: RunConfig, verbose: int, on_progress):
+    """Train the final model, continuing an interrupted training, or load the one saved.
+
+    Returns the model, its history and the seconds its training took over every run.
+    """
+    backup = run_dir / rundir.TRAINING_BACKUP
+    if (run_dir / rundir.MODEL).exists():  # trained before a kill in evaluation or the report
+        return (load_model(run_dir / rundir.MODEL), rundir.read_history(run_dir / rundir.HISTORY),
+                ResumableTraining.seconds_spent(backup))
+    rundir.check_free_space(run_dir)
+    if on_progress:
+        resumed = ResumableTraining.seconds_spent(backup)
+        on_progress("[fashion] final training" + (f", resumed after {resumed:.0f} s"
+                                                   if resumed else ""))
+    model, history = train_best(best_hp, splits, config, verbose=verbose, backup_dir=backup,
+                                history_path=run_dir / rundir.HISTORY)
+    seconds = ResumableTraining.seconds_spent(backup)
+    save_model(model, run_dir / rundir.MODEL)
+    return model, history, seconds

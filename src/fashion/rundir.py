@@ -35,6 +35,11 @@ TUNING = "tuning"
 ORACLE_FILE = "oracle.json"
 CLOCK_FILE = "search_clock.json"
 TRIAL_FILE = "trial.json"
+# The final training's backup, kept until the model it trains is saved.
+TRAINING_BACKUP = "training-backup"
+# Free space below which no trial or training starts: h5py, which writes Keras's checkpoints,
+# crashes the whole process (a segmentation fault) when the disk fills mid-write.
+MIN_FREE_BYTES = 64 * 2**20
 # A refusal to resume names this many differences of the search space, then counts the rest.
 MAX_NAMED_DIFFERENCES = 4
 LIBRARIES = ("fashion", "keras", "keras-tuner", "tensorflow", "tensorflow-cpu", "jax", "torch",
@@ -100,26 +105,84 @@ def settings_differences(saved: dict, wanted: dict, ignore=("data_dir",)) -> lis
             if k not in ignore and saved.get(k) != wanted.get(k)]
 
 
+def is_finished(run_dir: Path) -> bool:
+    """Whether every phase of a run ended: the report is written last."""
+    return (Path(run_dir) / METRICS).exists() and (Path(run_dir) / REPORT_HTML).exists()
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse an output folder that cannot be written, before any work is done.
+
+    Raises:
+        RunDirError: naming the folder (or the nearest existing one above it) and the reason.
+    """
+    folder = Path(run_dir).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RunDirError(f"{folder} is a file, not a folder; choose another --out")
+    try:
+        probe = folder / f".fashion-write-check-{secrets.token_hex(4)}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"cannot write in {folder} ({e.strerror}); choose another --out, "
+                          "or make it writable") from e
+    check_free_space(folder)
+
+
+def check_free_space(folder: str | os.PathLike, needed: int = MIN_FREE_BYTES) -> None:
+    """Refuse to start work that writes checkpoints on a nearly full disk."""
+    if "://" in str(folder):
+        return  # a remote store: no local disk to fill
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise RunDirError(f"only {free / 2**20:.0f} MiB free on the disk of {folder}, under the "
+                          f"{needed / 2**20:.0f} MiB a run needs; free some space (then rerun to "
+                          "resume) or choose another --out")
+
+
+def clear(run_dir: Path) -> None:
+    """Remove everything a run writes into `run_dir`, for a fresh start (--overwrite)."""
+    run_dir = Path(run_dir)
+    for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in (TUNING, FIGURES, TRAINING_BACKUP):  # no stale report or backup survives
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Remove what a killed run left half-made: temporary files and a half-built report."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for staging in run_dir.glob(".report-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    for partial in [*run_dir.rglob(".*.tmp"), *run_dir.glob(".partial-*")]:
+        partial.unlink(missing_ok=True)
+
+
 def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None) -> None:
-    """Empty `run_dir` for a fresh run, or check that it may be resumed with `config`.
+    """Check, before any work, that `run_dir` may be written, and resumed with `config`.
+
+    With `overwrite` only writability is checked: `clear` empties the folder once the data has
+    loaded, so bad input loses nothing.
 
     Args:
         hypermodel: the search space the run will search; a saved search over another space is
             refused (checked only when given).
 
     Raises:
-        RunDirError: the run finished, or was started with other settings or another space.
+        RunDirError: the folder cannot be written, or the run finished, or was started with
+            other settings or another space.
     """
     run_dir = Path(run_dir)
+    check_writable(run_dir)
     if overwrite:
-        for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / TUNING, ignore_errors=True)
-        shutil.rmtree(run_dir / FIGURES, ignore_errors=True)  # no stale report survives
         return
-    if (run_dir / METRICS).exists():
-        raise RunDirError(f"{run_dir} already holds a finished run; choose another --out, or "
-                          "pass --overwrite to replace it")
+    if is_finished(run_dir):
+        raise RunDirError(f"{run_dir} already holds a finished run; see its report with "
+                          f"`fashion report {run_dir}`, or choose another --out for a new run")
     if (run_dir / CONFIG).exists():
         saved = read_json(run_dir / CONFIG)["config"]
         # The time budget may change: it spans resumes, so raising it is how a search that

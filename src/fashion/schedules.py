@@ -21,12 +21,15 @@ class OneCycle(keras.callbacks.Callback):
     """
 
     def __init__(self, peak: float, deadline: float | None = None, warmup: float = 0.25,
-                 start_divisor: float = 25.0, end_divisor: float = 1000.0):
+                 start_divisor: float = 25.0, end_divisor: float = 1000.0,
+                 first_epoch: int | None = None):
         super().__init__()
         if not 0 <= warmup < 1:
             raise ValueError(f"warmup must be a share of training in [0, 1), got {warmup}")
         self.peak, self.deadline, self.warmup = peak, deadline, warmup
         self.start, self.end = peak / start_divisor, peak / end_divisor
+        # The epoch the cycle starts at: None for the first epoch each fit trains.
+        self.cycle_start = first_epoch
         self.started = self.first_epoch = self.epoch = None
 
     def on_train_begin(self, logs=None):
@@ -34,10 +37,10 @@ class OneCycle(keras.callbacks.Callback):
             raise ValueError("OneCycle needs the number of steps per epoch: pass data of known "
                              "length (an array or a PyDataset) or steps_per_epoch")
         self.started = time.monotonic()
-        self.first_epoch = None
+        self.first_epoch = self.cycle_start
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:  # Hyperband resumes a trial at an `initial_epoch`
+        if self.first_epoch is None:
             self.first_epoch = epoch
         self.epoch = epoch - self.first_epoch
 

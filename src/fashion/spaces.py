@@ -122,7 +122,9 @@ class CNNHyperModel(keras_tuner.HyperModel):
         """Train with a tuned batch size and, when chosen, flip-and-shift augmentation."""
         batch_size, augment = _fit_choices(hp)
         if augment:
-            return model.fit(AugmentedBatches(x, y, batch_size, seed=self.seed), **kwargs)
+            batches = AugmentedBatches(x, y, batch_size, seed=self.seed)
+            callbacks = [*kwargs.pop("callbacks", ()), batches.follow_epochs()]
+            return model.fit(batches, shuffle=False, callbacks=callbacks, **kwargs)
         return model.fit(x, y, batch_size=batch_size, **kwargs)
 
 
@@ -145,37 +147,48 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled batches with random horizontal flips and shifts of up to 2 pixels.
 
     Done in NumPy on whole batches so it works on every Keras backend and costs far less than
-    the training step it feeds.
+    the training step it feeds. Every batch is a pure function of (seed, epoch, index), whatever
+    order Keras fetches it in, so a training resumed at epoch k sees what an uninterrupted one
+    saw: fit with `shuffle=False` (the order is shuffled here) and the `follow_epochs` callback.
     """
 
     def __init__(self, x, y, batch_size, seed=0, max_shift=2, erase_probability=0.0):
         super().__init__()
         self.x, self.y, self.batch_size, self.max_shift = x, y, batch_size, max_shift
         self.erase_probability = erase_probability
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
+        self.seed, self.epoch = seed, 0
+        self._order_of = (None, None)  # (epoch, its permutation)
+
+    def follow_epochs(self) -> keras.callbacks.Callback:
+        """A callback that tells these batches which epoch Keras is training."""
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: setattr(self, "epoch", epoch))
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
+    def order(self) -> np.ndarray:
+        if self._order_of[0] != self.epoch:
+            self._order_of = (self.epoch, np.random.default_rng([self.seed, self.epoch])
+                              .permutation(len(self.x)))
+        return self._order_of[1]
+
     def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index + 1])
+        rows = self.order()[index * self.batch_size:(index + 1) * self.batch_size]
         images = self.x[rows]
-        flip = self.rng.random(len(rows)) < 0.5
+        flip = rng.random(len(rows)) < 0.5
         images[flip] = images[flip, :, ::-1]
         # Shift each image independently: crop a random 28x28 window of the zero-padded batch.
         m = self.max_shift
         padded = np.pad(images, ((0, 0), (m, m), (m, m), (0, 0)))
         windows = np.lib.stride_tricks.sliding_window_view(padded, images.shape[1:3], axis=(1, 2))
-        dy, dx = self.rng.integers(0, 2 * m + 1, size=(2, len(rows)))
+        dy, dx = rng.integers(0, 2 * m + 1, size=(2, len(rows)))
         shifted = windows[np.arange(len(rows)), dy, dx]  # (n, channels, 28, 28)
         images = np.moveaxis(shifted, 1, -1)
         if self.erase_probability:
-            images = erase_random_rectangles(images, self.erase_probability, self.rng)
+            images = erase_random_rectangles(images, self.erase_probability, rng)
         return images, self.y[rows]
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
 
 
 def erase_random_rectangles(images, probability, rng, min_side=4, max_side=12):
@@ -253,11 +266,18 @@ class VGGHyperModel(keras_tuner.HyperModel):
         _erase_probability(hp)
 
     def fit(self, hp, model, x, y, deadline: float | None = None, callbacks=(), **kwargs):
-        """Train on augmented batches under a one-cycle schedule that ends by `deadline`."""
+        """Train on augmented batches under a one-cycle schedule that ends by `deadline`.
+
+        The cycle spans the epochs from `initial_epoch`: Hyperband continuing a trial runs a
+        whole cycle over its new epochs, and a training that `BackupAndRestore` resumes at a
+        later epoch continues the cycle it started at 0.
+        """
         batches = AugmentedBatches(x, y, self.batch_size, seed=self.seed,
                                    erase_probability=_erase_probability(hp))
-        schedule = OneCycle(hp.get("learning_rate"), deadline=deadline)
-        return model.fit(batches, callbacks=[*callbacks, schedule], **kwargs)
+        schedule = OneCycle(hp.get("learning_rate"), deadline=deadline,
+                            first_epoch=kwargs.get("initial_epoch", 0))
+        return model.fit(batches, shuffle=False,
+                         callbacks=[*callbacks, batches.follow_epochs(), schedule], **kwargs)
 
 
 def _erase_probability(hp) -> float:

@@ -2,43 +2,169 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 
+from fashion import rundir
 from fashion.config import RunConfig
 from fashion.data import Splits, one_hot
 from fashion.layers import with_flip_averaging
 from fashion.spaces import build_hypermodel
 
 
+class ResumableTraining(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore`, plus what it leaves out, so a killed training continues from
+    its last finished epoch as if it had never stopped.
+
+    Keras backs up the weights, the optimizer and the epoch; this adds the history so far
+    (written to `history_path` an epoch at a time, so it can be watched while training runs),
+    the seconds spent, and the state of the random generators of dropout layers, which Keras's
+    weights leave out. The backup folder is kept until `pipeline` has saved the model.
+    """
+
+    def __init__(self, backup_dir: Path, history_path: Path):
+        super().__init__(str(backup_dir), delete_checkpoint=False)
+        self.progress_path = Path(backup_dir) / "progress.json"
+        self.history_path = Path(history_path)
+        self.history: dict[str, list[float]] = {}
+        self.seconds_before, self.started = self.seconds_spent(backup_dir), time.monotonic()
+
+    @staticmethod
+    def seconds_spent(backup_dir: Path) -> float:
+        """Training seconds of the earlier runs of an interrupted training (0 for a new one)."""
+        try:
+            return float(json.loads((Path(backup_dir) / "progress.json").read_text())["seconds"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        try:
+            saved = json.loads(self.progress_path.read_text())
+            self.history = rundir.read_history(self.history_path)
+        except (FileNotFoundError, ValueError, KeyError, TypeError, rundir.RunDirError):
+            return
+        for variable, value in zip(_seed_states(self.model), saved["seed_states"], strict=True):
+            variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # By index: a row written before a kill that Keras's backup missed is trained again.
+        for name, value in (logs or {}).items():
+            self.history[name] = [*self.history.get(name, [])[:epoch], float(value)]
+        rundir.write_history(self.history_path, self.history)
+        super().on_epoch_end(epoch, logs)
+        seconds = self.seconds_before + time.monotonic() - self.started
+        rundir.write_json(self.progress_path, {
+            "epochs": epoch + 1, "seconds": round(seconds, 1),
+            "seed_states": [keras.ops.convert_to_numpy(v).tolist()
+                            for v in _seed_states(self.model)]})
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's `EarlyStopping`, its state (the best score, its epoch and weights, the epochs
+    waited) kept beside the training's backup, so a resumed training stops where, and keeps
+    the weights that, an uninterrupted one would."""
+
+    def __init__(self, backup_dir: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.state_path = Path(backup_dir) / "early_stopping.json"
+        self.weights_path = Path(backup_dir) / "early_stopping_best.npz"
+
+    @classmethod
+    def stopped_weights(cls, backup_dir: Path) -> list | None:
+        """The best weights of a training that had already stopped early, else None."""
+        stopping = cls(backup_dir)
+        stopping._load()
+        return stopping.best_weights if stopping.stopped_epoch else None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            state = json.loads(self.state_path.read_text())
+            with np.load(self.weights_path) as saved:
+                weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except (FileNotFoundError, ValueError, KeyError, TypeError, OSError):
+            return
+        self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        self.stopped_epoch, self.best_weights = state["stopped_epoch"], weights or None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.best_weights is not None:
+            partial = self.weights_path.with_name(f".{self.weights_path.name}.tmp")
+            with open(partial, "wb") as f:
+                np.savez(f, *self.best_weights)
+            os.replace(partial, self.weights_path)
+        best = None if self.best is None else float(self.best)
+        rundir.write_json(self.state_path, {"wait": self.wait, "best": best,
+                                            "best_epoch": self.best_epoch,
+                                            "stopped_epoch": self.stopped_epoch})
+
+
+def _seed_states(model) -> list:
+    """The state variables of the model's random generators (dropout's), in a fixed order."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, config: RunConfig,
-               verbose: int = 1) -> tuple[keras.Model, dict[str, list[float]]]:
+               verbose: int = 1, backup_dir: Path | None = None,
+               history_path: Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train a fresh model on the training split, validating on the validation split.
 
-    With a patience, the notebook's `EarlyStopping(restore_best_weights=True)` watches Keras's
-    default, validation loss: loss moves smoothly where accuracy on 6,000 images moves in steps
-    of 1/6,000. Without one, the last epoch's weights are kept (the vgg space's one-cycle
-    schedule ends there), and `final_time_budget` ends that schedule on time. A space whose
-    HyperModel `averages_flips` returns a model that averages each image and its mirror.
+    The model is built from the run's seed, so the same config trains the same model whatever
+    ran before in the process. With a patience, the notebook's
+    `EarlyStopping(restore_best_weights=True)` watches Keras's default, validation loss: loss
+    moves smoothly where accuracy on 6,000 images moves in steps of 1/6,000. Without one, the
+    last epoch's weights are kept (the vgg space's one-cycle schedule ends there), and
+    `final_time_budget` ends that schedule on time. A space whose HyperModel `averages_flips`
+    returns a model that averages each image and its mirror.
+
+    Args:
+        backup_dir: where to back the training up each epoch, and resume it from; with it,
+            `history_path` receives the history an epoch at a time.
 
     Returns:
-        The trained model, and Keras's history (metric name -> one value per epoch).
+        The trained model, and the history (metric name -> one value per epoch).
     """
     hypermodel = build_hypermodel(config.space, seed=config.seed)
     keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
     model = hypermodel.build(hyperparameters)
-    callbacks, fit_options = [], {}
+    callbacks, fit_options, resumable = [], {}, None
+    if backup_dir is not None:
+        resumable = ResumableTraining(backup_dir, history_path)
+        callbacks.append(resumable)
+        stopped = ResumableEarlyStopping.stopped_weights(backup_dir)
+        if stopped is not None:  # killed after it stopped early, before the model was saved
+            model.set_weights(stopped)
+            return _finished(model, hypermodel), rundir.read_history(history_path)
     if config.final_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(patience=config.final_patience,
-                                                       restore_best_weights=True))
+        stopping = (ResumableEarlyStopping(backup_dir, patience=config.final_patience,
+                                           restore_best_weights=True)
+                    if backup_dir is not None else
+                    keras.callbacks.EarlyStopping(patience=config.final_patience,
+                                                  restore_best_weights=True))
+        callbacks.append(stopping)
     if config.final_time_budget is not None:
-        fit_options["deadline"] = time.monotonic() + 60 * config.final_time_budget
+        # A resumed training has the budget's remainder.
+        spent = resumable.seconds_before if resumable else 0.0
+        fit_options["deadline"] = time.monotonic() + 60 * config.final_time_budget - spent
     history = hypermodel.fit(
         hyperparameters, model, splits.x_train, one_hot(splits.y_train),
         validation_data=(splits.x_val, one_hot(splits.y_val)),
         epochs=config.final_epochs, callbacks=callbacks, verbose=verbose, **fit_options)
-    if getattr(hypermodel, "averages_flips", False):
-        model = with_flip_averaging(model)
-    return model, history.history
+    return _finished(model, hypermodel), resumable.history if resumable else history.history
+
+
+def _finished(model, hypermodel):
+    """The model as saved: averaging each image and its mirror where the space says so."""
+    return with_flip_averaging(model) if getattr(hypermodel, "averages_flips", False) else model

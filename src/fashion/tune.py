@@ -13,6 +13,7 @@ from fashion import rundir, upstream
 from fashion.config import RunConfig
 from fashion.data import Splits, one_hot
 from fashion.distribute import STANDALONE, Role
+from fashion.errors import SearchError
 from fashion.progress import progress_line
 from fashion.spaces import build_hypermodel
 
@@ -104,16 +105,21 @@ def run_search(tuner, splits: Splits, config: RunConfig, run_dir: Path, verbose:
         _watch(tuner, config, run_dir, on_progress)
     if verbose:
         tuner.search_space_summary()
-    tuner.search(
-        splits.x_train, one_hot(splits.y_train),
-        validation_data=(splits.x_val, one_hot(splits.y_val)),
-        epochs=config.max_epochs,
-        callbacks=search_callbacks(config),
-        verbose=verbose,
-    )
+    try:
+        tuner.search(
+            splits.x_train, one_hot(splits.y_train),
+            validation_data=(splits.x_val, one_hot(splits.y_val)),
+            epochs=config.max_epochs,
+            callbacks=search_callbacks(config),
+            verbose=verbose,
+        )
+    except RuntimeError as e:  # KerasTuner's "Number of consecutive failures exceeded ..."
+        raise SearchError(f"the search stopped: {e}; see the trials' errors above, or rerun "
+                          "with other options") from e
     if worker:
         return None
     best = tuner.get_best_hyperparameters(1)
     if not best:
-        raise RuntimeError("the search finished no trial; see the trial messages above")
+        raise SearchError("the search finished no trial; see the trials' errors above, or "
+                          "rerun with other options")
     return best[0]

@@ -268,9 +268,10 @@ class SearchTuner(keras_tuner.Tuner):
         return self.role.is_worker
 
     def run_trial(self, trial, *args, **kwargs):
+        rundir.check_free_space(self.project_dir)  # h5py crashes the process on a full disk
         keras.utils.set_random_seed(self.trial_seed(trial.trial_id))
         with releasing_traced_graphs():
-            return super().run_trial(trial, *args, **kwargs)
+            return keras_tuner.Tuner.run_trial(self, trial, *args, **kwargs)
 
     def search(self, *fit_args, **fit_kwargs):
         with keras_tuner_role(self.role):
@@ -300,6 +301,19 @@ class SearchTuner(keras_tuner.Tuner):
 
 class HyperbandTuner(SearchTuner, keras_tuner.Hyperband):
     """Hyperband's trial running (epochs per round, weights carried between rounds)."""
+
+    def run_trial(self, trial, *fit_args, **fit_kwargs):
+        # keras_tuner.Hyperband.run_trial, with Keras's KERAS_MAX_EPOCHS debugging cap in mind:
+        # it caps `epochs` but not `initial_epoch`, so a continued trial would train nothing,
+        # report no objective and fail the search. Capped, a round trains from its parent's
+        # weights for at most the cap's epochs.
+        values = trial.hyperparameters.values
+        if "tuner/epochs" in values:
+            initial_epoch = values["tuner/initial_epoch"]
+            cap = keras.config.max_epochs()
+            fit_kwargs.update(epochs=values["tuner/epochs"],
+                              initial_epoch=0 if cap and initial_epoch >= cap else initial_epoch)
+        return super().run_trial(trial, *fit_args, **fit_kwargs)
 
 
 def _adopt_project(project_dir: str, tuner_id: str) -> None:

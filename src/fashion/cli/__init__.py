@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
 import fashion
 from fashion.errors import FashionError
+
+# Errors of the machine the user can fix: disk full, quota, read-only or forbidden folder.
+USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     except FashionError as e:
         print(f"fashion: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a full disk, a read-only or forbidden folder, met mid-run
+        if e.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"fashion: error: {e.strerror}{where}; free space or choose a writable --out, then "
+              "rerun the same command to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nfashion: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
