@@ -180,3 +180,41 @@ def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path
     assert not leftovers
     again = _fashion(*argv, env=CHAOS_ENV)
     assert again.returncode == 1 and f"fashion report {out}" in again.stderr
+
+
+# --- a full disk, a read-only folder ---
+
+def test_a_nearly_full_disk_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    usage = type("Usage", (), {"free": 10 * 2**20})
+    monkeypatch.setattr("fashion.rundir.shutil.disk_usage", lambda path: usage)
+    out = tmp_path / "run"
+    # A missing data folder too: the disk is checked first, so its error is the one shown.
+    assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(out), *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "only 10 MiB free on the disk of" in err
+    assert not out.exists()
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_the_data_loads(tmp_path, capsys,
+                                                                          monkeypatch):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("fashion.rundir.Path.touch", refuse)
+    out = tmp_path / "read-only" / "run"
+    assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(out), *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fashion: error: cannot write in {tmp_path} (Permission denied); choose "
+                   "another --out, or make it writable")
+
+
+def test_a_disk_that_fills_mid_run_stops_it_in_one_line(data_dir, tmp_path, capsys, monkeypatch):
+    def disk_full(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("fashion.rundir.write_atomic", disk_full)
+    out = tmp_path / "run"
+    assert main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fashion: error: No space left on device writing {out / 'config.json'}; free "
+                   "space or choose a writable --out, then rerun the same command to resume")

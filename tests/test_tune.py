@@ -72,6 +72,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# --- Keras's debugging caps ---
+
+def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
+    out = tmp_path / "run"
+    keras.config.set_max_epochs(1)
+    try:
+        assert main(["tune", "--data-dir", str(data_dir), "--out", str(out), "--limit", "200",
+                     "--tuner", "hyperband", "--max-epochs", "3", "--factor", "3"]) == 0
+    finally:
+        keras.config.set_max_epochs(None)
+    trials = _trials(out)
+    assert all(t["status"] == "COMPLETED" for t in trials.values())
+    continued = [t for t in trials.values()
+                 if t["hyperparameters"]["values"].get("tuner/initial_epoch", 0) > 0]
+    assert continued  # the rounds that start where their parent stopped ran too
+
+
 # --- budgets ---
 
 def test_max_trials_stops_the_search_and_reports_each_trial(data_dir, tmp_path, capsys):
