@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fashion: error: {e.strerror}{where}; free space or choose a writable --out, then "
               "rerun the same command to resume", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`fashion trials --json | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\nfashion: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -45,7 +48,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from fashion.cli import models, search
 
-    parser = _Parser(prog="fashion", description=fashion.__doc__)
+    parser = _Parser(prog="fashion", description=fashion.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fashion {fashion.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     search.add_commands(commands)
     models.add_commands(commands)

@@ -16,18 +16,59 @@ def add_commands(commands) -> None:
                       help="where to write the sample grid (default: samples.png)")
     data.set_defaults(handler=cmd_data)
 
-    run = commands.add_parser("run", help="the main job: tune, retrain the best, evaluate")
+    run = commands.add_parser("run", help="the main job: tune, retrain the best, evaluate",
+                              epilog=presets_epilog(), formatter_class=_Raw)
     _add_search_options(run)
     run.set_defaults(handler=cmd_run)
 
-    tune = commands.add_parser("tune", help="the search alone, into a run directory")
+    tune = commands.add_parser("tune", help="the search alone, into a run directory",
+                               epilog=presets_epilog(), formatter_class=_Raw)
     _add_search_options(tune)
     _add_distributed_options(tune)
     tune.set_defaults(handler=cmd_tune)
 
-    trials = commands.add_parser("trials", help="the trials of a search, best first")
+    trials = commands.add_parser("trials", help="the trials of a search, best first (also of "
+                                 "one still running)")
     trials.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory")
+    trials.add_argument("--json", action="store_true", help="print the trials as JSON")
+    trials.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                        help="print the table again every SECONDS (default 5) until the search "
+                        "ends; Ctrl-C stops watching")
     trials.set_defaults(handler=cmd_trials)
+
+
+class _Raw(argparse.RawDescriptionHelpFormatter):
+    """Keep the epilog's table as written."""
+
+
+# What a user may set in the environment, shown under `fashion run --help`.
+ENVIRONMENT = {
+    "FASHION_MNIST_DIR": "folder of the four original .gz files (instead of --data-dir)",
+    "KERAS_BACKEND": "tensorflow (default), jax or torch: the backend Keras trains with",
+    "KERAS_HOME": "Keras's cache folder (default ~/.keras), where the data is downloaded",
+    "KERAS_MAX_EPOCHS": "debugging: train at most this many epochs in every fit",
+    "KERAS_MAX_STEPS_PER_EPOCH": "debugging: train at most this many steps an epoch",
+    "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT":
+        "a distributed search's role (instead of --chief/--worker)",
+    "FASHION_WORKER_TIMEOUT": "chief: seconds before a silent worker is dropped (default 60)",
+}
+
+
+def presets_epilog() -> str:
+    """The settings each preset resolves to, and the environment variables read."""
+    from fashion.config import PRESETS, config_from_preset
+
+    default = config_from_preset("default").to_dict()
+    lines = ["presets (every option overrides its preset; `--print-config` shows the result):"]
+    for name in PRESETS:
+        settings = config_from_preset(name).to_dict()
+        shown = settings if name == "default" else {
+            k: v for k, v in settings.items() if v != default[k] and k != "preset"}
+        lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()
+                                                if k not in ("preset", "data_dir", "limit")))
+    lines += ["", "environment:"]
+    lines += [f"  {name}: {what}" for name, what in ENVIRONMENT.items()]
+    return "\n".join(lines)
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +106,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what --out holds instead of resuming it")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the settings that would run, as JSON, and exit")
 
 
 def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +172,16 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _print_config(config) -> int:
+    import json
+
+    print(json.dumps(config.to_dict(), indent=2))
+    return 0
+
+
 def cmd_run(args) -> int:
+    if args.print_config:
+        return _print_config(_config_from_args(args))
     from fashion.distribute import role_from_environment
     from fashion.evaluate import format_metrics
     from fashion.pipeline import run
@@ -143,9 +195,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    config = _config_from_args(args)
+    if args.print_config:
+        return _print_config(config)
     from fashion.pipeline import search
 
-    config = _config_from_args(args)
     run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
                                           command=_command_line(), on_progress=_print_progress,
                                           role=_role_from_args(args))
@@ -158,13 +212,28 @@ def cmd_tune(args) -> int:
 
 
 def cmd_trials(args) -> int:
-    from fashion.config import OBJECTIVES, load_config
-    from fashion.rundir import CONFIG
-    from fashion.trial_records import format_trials_table, load_trials
+    import json
+    import time
 
+    from fashion.config import OBJECTIVES, load_config
+    from fashion.errors import ConfigError
+    from fashion.rundir import BEST_HYPERPARAMETERS, CONFIG
+    from fashion.trial_records import format_trials_table, load_trials, rank_trials
+
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigError(f"--watch {args.watch} must be a positive number of seconds")
     objective = "val_accuracy"
     if (args.run_dir / CONFIG).exists():
         objective = load_config(args.run_dir / CONFIG).objective
-    trials = load_trials(args.run_dir)
-    print(format_trials_table(trials, objective, OBJECTIVES[objective]))
-    return 0
+    while True:
+        trials = rank_trials(load_trials(args.run_dir), OBJECTIVES[objective])
+        if args.json:
+            print(json.dumps(trials, indent=2))
+        else:
+            if args.watch is not None and sys.stdout.isatty():
+                print("\033[H\033[J", end="")  # clear the terminal: the table replaces itself
+            print(format_trials_table(trials, objective, OBJECTIVES[objective]), flush=True)
+        if args.watch is None or (args.run_dir / BEST_HYPERPARAMETERS).exists():
+            return 0
+        print(f"-- {time.strftime('%H:%M:%S')}: watching, Ctrl-C to stop", flush=True)
+        time.sleep(args.watch)
