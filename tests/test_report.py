@@ -97,3 +97,18 @@ def test_a_failure_while_drawing_leaves_the_previous_report_untouched(run_copy, 
         report.write_report(run_copy, data_dir=str(data_dir))
     assert _digests(run_copy) == before
     assert not list(run_copy.glob(".report-*"))  # the staging folder is cleaned up
+
+
+def test_an_unfinished_run_gets_a_partial_report_of_the_trials_and_curves_so_far(run_copy,
+                                                                                  capsys):
+    for name in (rundir.METRICS, rundir.REPORT_HTML, rundir.REPORT_MD, rundir.MODEL):
+        (run_copy / name).unlink()
+    history = rundir.read_history(run_copy / rundir.HISTORY)
+    assert main(["report", str(run_copy)]) == 0
+    assert "partial report (the run has not finished)" in capsys.readouterr().out
+    html = (run_copy / rundir.PARTIAL_REPORT_HTML).read_text()
+    assert "has not finished" in html and "3 trials so far, 3 finished" in html
+    assert f"the final training has run {len(history['loss'])} epochs" in html
+    assert html.count("data:image/png;base64,") == 4  # curves, tuning, importance, effects
+    assert not (run_copy / rundir.REPORT_HTML).exists()  # the run still counts as unfinished
+    assert not list(run_copy.glob(".report-*"))

@@ -27,7 +27,7 @@ def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
     if path == default_model_path():
         raise ModelError(f"the shipped model {path} is missing; reinstall fashion or pass "
                          f"--model with {MODEL_HINT}")
-    raise ModelError(f"{path} is missing; pass {MODEL_HINT}")
+    raise ModelError(f"{path} is missing; `fashion run` writes it")
 
 
 def load_model(path: str | os.PathLike | None = None):

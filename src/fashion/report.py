@@ -71,12 +71,64 @@ def read_run_files(run_dir: Path) -> RunFiles:
         trials=load_trials(run_dir))
 
 
+def is_partial(run_dir: Path) -> bool:
+    """Whether the run has not finished yet (running, or interrupted): neither its metrics nor
+    its report exist. A finished run missing one of them is damaged, not partial."""
+    return not ((Path(run_dir) / rundir.METRICS).exists()
+                or (Path(run_dir) / rundir.REPORT_HTML).exists())
+
+
+def write_partial_report(run_dir: Path) -> Path:
+    """Write report-partial.html and .md: the trials and training curves so far of a run that is
+    still running or was interrupted; return the HTML. Read-only for the run's own files."""
+    run_dir = Path(run_dir)
+    record = rundir.read_json(run_dir / rundir.CONFIG)
+    optional = {rundir.BEST_HYPERPARAMETERS: {}, rundir.HISTORY: {}}
+    for name in optional:
+        if (run_dir / name).exists():
+            optional[name] = (rundir.read_history(run_dir / name) if name == rundir.HISTORY
+                              else rundir.read_json(run_dir / name))
+    trials = load_trials(run_dir) if any((run_dir / rundir.TUNING).glob("trial_*")) else []
+    files = RunFiles(run_dir, record, load_config(run_dir / rundir.CONFIG),
+                     optional[rundir.BEST_HYPERPARAMETERS], {}, optional[rundir.HISTORY], trials)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    try:
+        folder = staging / rundir.FIGURES
+        figures = make_trial_figures(files, folder)
+        if files.history:
+            figures["curves"] = _figure("curves", plots.plot_training_curves(
+                files.history, files.config.final_patience, folder / "training_curves.png"),
+                files.config.objective)
+        done = len(finished(trials))
+        sections = [Section("Partial report", [
+            f"This run has not finished: it is still running, or was interrupted (rerun its "
+            f"command to resume it). {len(trials)} trials so far, {done} finished"
+            + (f"; the final training has run {len(next(iter(files.history.values())))} epochs."
+               if files.history else ".")])]
+        if "curves" in figures:
+            sections.append(Section("Training so far", [figures["curves"]]))
+        if trials:
+            sections.append(Section("What tuning found so far", [
+                tuning_text(files), figures["tuning"], figures["importance"],
+                figures["effects"], "Every trial (the best highlighted):", trials_table(files)]))
+        sections.append(Section("Configuration", configuration_blocks(record)))
+        title = f"Fashion-MNIST run {run_dir.resolve().name} (partial)"
+        (staging / rundir.PARTIAL_REPORT_HTML).write_text(render_html(title, sections, folder))
+        (staging / rundir.PARTIAL_REPORT_MD).write_text(
+            render_markdown(title, sections, rundir.FIGURES))
+        publish(staging, run_dir, pages=(rundir.PARTIAL_REPORT_MD, rundir.PARTIAL_REPORT_HTML))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return run_dir / rundir.PARTIAL_REPORT_HTML
+
+
 def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = None) -> Path:
     """Write figures/, report.html and report.md into a finished run directory; return the HTML.
 
     `model` and `splits` are loaded from the run (model.keras, the data named by config.json)
     when not given. Everything is built in a hidden folder first and moved into place at the
-    end, so a failure leaves the previous report untouched.
+    end, so a failure leaves the previous report untouched. The partial report of the run, if
+    one was written while it ran, is removed.
     """
     files = read_run_files(run_dir)
     if model is None:
@@ -95,25 +147,46 @@ def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = 
         publish(staging, files.run_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for name in (rundir.PARTIAL_REPORT_HTML, rundir.PARTIAL_REPORT_MD):
+        (files.run_dir / name).unlink(missing_ok=True)
     return files.run_dir / rundir.REPORT_HTML
 
 
-def publish(staging: Path, run_dir: Path) -> None:
+def publish(staging: Path, run_dir: Path,
+            pages: tuple[str, ...] = (rundir.REPORT_MD, rundir.REPORT_HTML)) -> None:
     """Move the staged figures and pages over the old ones, figures first so pages never dangle."""
     figures, old = run_dir / rundir.FIGURES, staging / "old-figures"
     if figures.exists():
         os.replace(figures, old)
     os.replace(staging / rundir.FIGURES, figures)
-    for name in (rundir.REPORT_MD, rundir.REPORT_HTML):
+    for name in pages:
         os.replace(staging / name, run_dir / name)
+
+
+def _figure(key: str, path: Path, objective: str) -> Figure:
+    return Figure(path.name, CAPTIONS[key].format(objective=objective))
+
+
+def make_trial_figures(files: RunFiles, folder: Path) -> dict[str, Figure]:
+    """Draw the figures of the search into `folder`: its history, importance and effects."""
+    config, trials = files.config, files.trials
+    objective, direction = config.objective, config.objective_direction
+    importance = hyperparameter_importance(trials, seed=config.seed)
+    names = [n for n in importance if n != EPOCHS_FEATURE] or tuned_names(finished(trials))
+    paths = {
+        "tuning": plots.plot_tuning_history(trials, objective, direction,
+                                             folder / "tuning_history.png"),
+        "importance": plots.plot_hyperparameter_importance(
+            importance, len(finished(trials)), folder / "hyperparameter_importance.png"),
+        "effects": plots.plot_hyperparameter_effects(trials, names, objective,
+                                                      folder / "hyperparameter_effects.png"),
+    }
+    return {key: _figure(key, path, objective) for key, path in paths.items()}
 
 
 def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[str, Figure]:
     """Draw every figure of the report into `folder`; return them by topic, captioned."""
-    test, config, trials = files.metrics["test"], files.config, files.trials
-    objective, direction = config.objective, config.objective_direction
-    importance = hyperparameter_importance(trials, seed=config.seed)
-    names = [n for n in importance if n != EPOCHS_FEATURE] or tuned_names(finished(trials))
+    test, config = files.metrics["test"], files.config
     worst = worst_misclassified(splits.y_test, probabilities, N_WORST)
     paths = {
         "curves": plots.plot_training_curves(files.history, config.final_patience,
@@ -125,15 +198,9 @@ def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[s
         "worst": plots.plot_worst_misclassified(splits.x_test, splits.y_test, probabilities,
                                                  worst, folder / "worst_misclassified.png"),
         "samples": plots.plot_samples(splits.x_train, splits.y_train, folder / "samples.png"),
-        "tuning": plots.plot_tuning_history(trials, objective, direction,
-                                             folder / "tuning_history.png"),
-        "importance": plots.plot_hyperparameter_importance(
-            importance, len(finished(trials)), folder / "hyperparameter_importance.png"),
-        "effects": plots.plot_hyperparameter_effects(trials, names, objective,
-                                                      folder / "hyperparameter_effects.png"),
     }
-    return {key: Figure(path.name, CAPTIONS[key].format(objective=objective))
-            for key, path in paths.items()}
+    return {**{key: _figure(key, path, config.objective) for key, path in paths.items()},
+            **make_trial_figures(files, folder)}
 
 
 def build_sections(files: RunFiles, figures: dict[str, Figure]) -> list[Section]:

@@ -29,6 +29,10 @@ METRICS = "metrics.json"
 ARTEFACTS = (CONFIG, BEST_HYPERPARAMETERS, MODEL, HISTORY, METRICS)
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+# The report of a run still running or interrupted: the trials and curves so far.
+PARTIAL_REPORT_HTML = "report-partial.html"
+PARTIAL_REPORT_MD = "report-partial.md"
+LOGS = "logs"  # TensorBoard's: search/<trial>/... and final/
 FIGURES = "figures"
 # KerasTuner's project folder, and the files in it that fashion reads or adds.
 TUNING = "tuning"
@@ -145,9 +149,9 @@ def check_free_space(folder: str | os.PathLike, needed: int = MIN_FREE_BYTES) ->
 def clear(run_dir: Path) -> None:
     """Remove everything a run writes into `run_dir`, for a fresh start (--overwrite)."""
     run_dir = Path(run_dir)
-    for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD):
+    for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD, PARTIAL_REPORT_HTML, PARTIAL_REPORT_MD):
         (run_dir / name).unlink(missing_ok=True)
-    for folder in (TUNING, FIGURES, TRAINING_BACKUP):  # no stale report or backup survives
+    for folder in (TUNING, FIGURES, TRAINING_BACKUP, LOGS):  # no stale report or backup survives
         shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 

@@ -19,7 +19,8 @@ def add_commands(commands) -> None:
 
     report = commands.add_parser("report", help="rebuild report.html and report.md of a run "
                                  "directory from its saved files")
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory; one "
+                        "still running or interrupted gets a partial report")
     report.add_argument("--data-dir", help="folder of the Fashion-MNIST .gz files, for the image "
                         "figures (default: the run's, else $FASHION_MNIST_DIR)")
     report.set_defaults(handler=cmd_report)
@@ -89,8 +90,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fashion.report import write_report
+    from fashion.report import is_partial, write_partial_report, write_report
+    from fashion.rundir import CONFIG
 
+    if is_partial(args.run_dir) and (args.run_dir / CONFIG).exists():
+        path = write_partial_report(args.run_dir)
+        print(f"partial report (the run has not finished): {path} (and "
+              f"{path.with_suffix('.md').name}, figures/)")
+        return 0
     path = write_report(args.run_dir, data_dir=args.data_dir)
     print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
     return 0
