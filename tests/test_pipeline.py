@@ -44,6 +44,12 @@ def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
     assert len(rundir.read_history(out / "history.csv")["loss"]) == metrics["epochs_trained"]
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert "learning_rate" in best
+    # TensorBoard: each trial in a folder of its own (with its hyperparameters), and the final
+    # training.
+    logs = out / rundir.LOGS
+    assert sorted(p.name for p in (logs / "search").iterdir()) == ["0", "1"]
+    assert list((logs / "search" / "0" / "execution0").glob("events.out.tfevents.*"))
+    assert list((logs / "final" / "validation").glob("events.out.tfevents.*"))
 
 
 def test_a_finished_run_is_not_overwritten(data_dir, tmp_path, capsys):

@@ -132,7 +132,8 @@ def _final_model(run_dir: Path, best_hp, splits, config: RunConfig, verbose: int
         on_progress("[fashion] final training" + (f", resumed after {resumed:.0f} s"
                                                    if resumed else ""))
     model, history = train_best(best_hp, splits, config, verbose=verbose, backup_dir=backup,
-                                history_path=run_dir / rundir.HISTORY)
+                                history_path=run_dir / rundir.HISTORY,
+                                log_dir=run_dir / rundir.LOGS / "final")
     seconds = ResumableTraining.seconds_spent(backup)
     save_model(model, run_dir / rundir.MODEL)
     return model, history, seconds

@@ -1,6 +1,12 @@
-"""Watching a search: a line per finished trial, with the best so far and the budget left."""
+"""Watching a run: a line per finished trial, with the best so far and the budget left, and
+TensorBoard's logs of every trial and of the final training."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
 
 from fashion.trial_records import format_duration, format_score
 from fashion.upstream import TrialStatus, planned_trials
@@ -19,3 +25,15 @@ def progress_line(oracle, trial, elapsed: float, budget_left: float | None = Non
     if budget_left is not None:
         parts.append(f"budget left {format_duration(budget_left)}")
     return "[fashion] " + ", ".join(parts)
+
+
+def tensorboard_logs(log_dir: Path) -> list[keras.callbacks.Callback]:
+    """A TensorBoard callback logging to `log_dir` each epoch, or none without TensorBoard.
+
+    Keras's callback writes through TensorFlow's summaries, so it needs TensorFlow installed
+    (any backend). Given one, KerasTuner logs each trial in a folder of its own with its
+    hyperparameters, which TensorBoard's HParams view compares (on the TensorFlow backend).
+    """
+    if not all(importlib.util.find_spec(name) for name in ("tensorflow", "tensorboard")):
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]

@@ -15,6 +15,7 @@ from fashion import rundir
 from fashion.config import RunConfig
 from fashion.data import Splits, one_hot
 from fashion.layers import with_flip_averaging
+from fashion.progress import tensorboard_logs
 from fashion.spaces import build_hypermodel
 
 
@@ -116,8 +117,8 @@ def _seed_states(model) -> list:
 
 
 def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, config: RunConfig,
-               verbose: int = 1, backup_dir: Path | None = None,
-               history_path: Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
+               verbose: int = 1, backup_dir: Path | None = None, history_path: Path | None = None,
+               log_dir: Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train a fresh model on the training split, validating on the validation split.
 
     The model is built from the run's seed, so the same config trains the same model whatever
@@ -131,6 +132,7 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
     Args:
         backup_dir: where to back the training up each epoch, and resume it from; with it,
             `history_path` receives the history an epoch at a time.
+        log_dir: where TensorBoard's logs of the training go.
 
     Returns:
         The trained model, and the history (metric name -> one value per epoch).
@@ -154,6 +156,8 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
                     keras.callbacks.EarlyStopping(patience=config.final_patience,
                                                   restore_best_weights=True))
         callbacks.append(stopping)
+    if log_dir is not None:
+        callbacks += tensorboard_logs(log_dir)
     if config.final_time_budget is not None:
         # A resumed training has the budget's remainder.
         spent = resumable.seconds_before if resumable else 0.0

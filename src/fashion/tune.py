@@ -14,7 +14,7 @@ from fashion.config import RunConfig
 from fashion.data import Splits, one_hot
 from fashion.distribute import STANDALONE, Role
 from fashion.errors import SearchError
-from fashion.progress import progress_line
+from fashion.progress import progress_line, tensorboard_logs
 from fashion.spaces import build_hypermodel
 
 
@@ -68,13 +68,15 @@ def build_tuner(config: RunConfig, run_dir: Path, role: Role = STANDALONE,
     )
 
 
-def search_callbacks(config: RunConfig) -> list[keras.callbacks.Callback]:
-    """Return the callbacks of every trial: early stopping on the objective when asked for."""
-    if config.search_patience is None:
-        return []
-    return [keras.callbacks.EarlyStopping(
-        monitor=config.objective, mode=config.objective_direction,
-        patience=config.search_patience)]
+def search_callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """Return the callbacks of every trial: TensorBoard's logs, and early stopping on the
+    objective when asked for."""
+    callbacks = tensorboard_logs(Path(run_dir) / rundir.LOGS / "search")
+    if config.search_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=config.objective, mode=config.objective_direction,
+            patience=config.search_patience))
+    return callbacks
 
 
 def _watch(tuner, config: RunConfig, run_dir: Path, on_progress) -> None:
@@ -110,7 +112,7 @@ def run_search(tuner, splits: Splits, config: RunConfig, run_dir: Path, verbose:
             splits.x_train, one_hot(splits.y_train),
             validation_data=(splits.x_val, one_hot(splits.y_val)),
             epochs=config.max_epochs,
-            callbacks=search_callbacks(config),
+            callbacks=search_callbacks(config, run_dir),
             verbose=verbose,
         )
     except RuntimeError as e:  # KerasTuner's "Number of consecutive failures exceeded ..."
