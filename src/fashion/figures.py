@@ -248,3 +248,27 @@ def _plot_effect(ax, name: str, done: list[dict], objective: str, budgets: list)
     ax.set_ylabel(objective, fontsize=8)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
+
+
+def plot_runs_side_by_side(names: list[str], histories: list[dict], tuning_seconds: list[float],
+                           training_seconds: list[float], path: Path) -> Path:
+    """Save every run's validation accuracy per epoch, and against its run's wall time."""
+    fig, (by_epoch, by_time) = _subplots(1, 2, figsize=(12, 4.5))
+    for name, history, tuning, training in zip(names, histories, tuning_seconds,
+                                               training_seconds, strict=True):
+        accuracy = history.get("val_accuracy") or history.get("accuracy", [])
+        epochs = np.arange(1, len(accuracy) + 1)
+        minutes = (tuning + training * epochs / max(len(accuracy), 1)) / 60
+        by_epoch.plot(epochs, accuracy, "o-", markersize=3, label=name)
+        by_time.plot(minutes, accuracy, "o-", markersize=3, label=name)
+    by_epoch.set(xlabel="epoch of the final training", ylabel="validation accuracy",
+                 title="Per epoch")
+    by_time.set(xlabel="minutes since the run started", ylabel="validation accuracy",
+                title="Against wall time")
+    for ax in (by_epoch, by_time):
+        ax.grid(alpha=0.3)
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(*by_epoch.get_legend_handles_labels(), loc="lower center",
+               ncol=min(len(names), 3), fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(names) - 1) // 3 + 1), 1, 1))
+    return save_figure(fig, path)

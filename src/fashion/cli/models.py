@@ -1,4 +1,5 @@
-"""The commands that use a trained model: evaluate, report, predict, export and serve."""
+"""The commands that use finished runs and trained models: evaluate, report, compare, predict,
+export and serve."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def add_commands(commands) -> None:
     report.add_argument("--data-dir", help="folder of the Fashion-MNIST .gz files, for the image "
                         "figures (default: the run's, else $FASHION_MNIST_DIR)")
     report.set_defaults(handler=cmd_report)
+
+    compare = commands.add_parser("compare", help="finished runs side by side: which is better, "
+                                  "and what differed")
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                         help="two or more finished run directories")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument("--out", type=Path, default=Path("compare.html"),
+                         help="the HTML page with every run's curves (default: compare.html)")
+    compare.set_defaults(handler=cmd_compare)
 
     _add_predict_parser(commands)
     _add_export_parser(commands)
@@ -100,6 +110,25 @@ def cmd_report(args) -> int:
         return 0
     path = write_report(args.run_dir, data_dir=args.data_dir)
     print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from fashion.compare import compare_runs, format_comparison, read_run, write_comparison_page
+    from fashion.errors import ConfigError
+
+    if len(args.run_dirs) < 2:
+        raise ConfigError("compare needs two or more run directories")
+    runs = [read_run(path) for path in args.run_dirs]
+    comparison = compare_runs(runs)
+    page = write_comparison_page(runs, comparison, args.out)
+    if args.json:
+        print(json.dumps(comparison, indent=2))
+    else:
+        print(format_comparison(comparison))
+        print(f"\npage with the curves: {page}")
     return 0
 
 
