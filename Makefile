@@ -2,13 +2,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
+# Keras's backend to install: tensorflow (Keras's default), jax or torch.
+BACKEND ?= tensorflow
 
 .PHONY: setup run test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[$(BACKEND),dev]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -10,6 +10,7 @@ import sys
 import fashion
 from fashion.errors import FashionError
 
+BACKENDS = ("tensorflow", "jax", "torch")
 # Errors of the machine the user can fix: disk full, quota, read-only or forbidden folder.
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -29,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f" writing {e.filename}" if e.filename else ""
         print(f"fashion: error: {e.strerror}{where}; free space or choose a writable --out, then "
               "rerun the same command to resume", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        backend = (e.name or "").split(".")[0]
+        if backend not in BACKENDS:
+            raise
+        print(f"fashion: error: Keras's backend {backend} is not installed; install one with "
+              "pip install 'fashion[tensorflow]' (or [jax], [torch]) and pick it with "
+              "KERAS_BACKEND", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (`fashion trials --json | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
