@@ -72,6 +72,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_quiet_prints_only_the_result(data_dir, tmp_path, capsys):
+    assert main(_tune(data_dir, tmp_path / "run", "--max-trials", "1", "--quiet")) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" after ")[0] for line in printed] == ["best hyperparameters",
+                                                              f"run directory: {tmp_path / 'run'}"]
+
+
 # --- Keras's debugging caps ---
 
 def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):

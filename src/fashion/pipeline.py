@@ -61,6 +61,8 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
     run_dir = Path(run_dir) if run_dir else default_run_dir()
     rundir.prepare(run_dir, config, overwrite,
                    hypermodel=build_hypermodel(config.space, seed=config.seed))
+    if on_progress:
+        on_progress("[fashion] loading and checking Fashion-MNIST")
     splits = load_splits(config)
     if overwrite:
         rundir.clear(run_dir)

@@ -108,6 +108,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                         help="replace what --out holds instead of resuming it")
     parser.add_argument("--print-config", action="store_true",
                         help="print the settings that would run, as JSON, and exit")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the result: no progress lines or bars")
 
 
 def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +144,14 @@ def _command_line() -> str:
 
 def _print_progress(line: str) -> None:
     print(line, flush=True)
+
+
+def _progress(args) -> dict:
+    """How much to show while working: Keras's progress bar on a terminal, a line per epoch
+    into a file or pipe, nothing with --quiet."""
+    if args.quiet:
+        return {"verbose": 0, "on_progress": None}
+    return {"verbose": 1 if sys.stdout.isatty() else 2, "on_progress": _print_progress}
 
 
 def _role_from_args(args):
@@ -187,8 +197,7 @@ def cmd_run(args) -> int:
     from fashion.pipeline import run
 
     result = run(_config_from_args(args), args.out, overwrite=args.overwrite,
-                 command=_command_line(), on_progress=_print_progress,
-                 role=role_from_environment())
+                 command=_command_line(), role=role_from_environment(), **_progress(args))
     print(format_metrics(result.metrics["test"]))
     print(f"run directory: {result.run_dir}")
     return 0
@@ -201,8 +210,8 @@ def cmd_tune(args) -> int:
     from fashion.pipeline import search
 
     run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
-                                          command=_command_line(), on_progress=_print_progress,
-                                          role=_role_from_args(args))
+                                          command=_command_line(), role=_role_from_args(args),
+                                          **_progress(args))
     if best_hp is None:
         print(f"worker finished after {seconds:.0f} s; the chief holds the results")
         return 0
