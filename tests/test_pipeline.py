@@ -120,6 +120,10 @@ def test_data_command_prints_the_splits_and_writes_the_grid(data_dir, tmp_path, 
     assert "x_train: (60000, 28, 28, 1)" in printed and "x_val: (6000, 28, 28, 1)" in printed
     assert "x_test: (4000, 28, 28, 1)" in printed and "[600, 600, 600" in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["data", "--data-dir", str(data_dir), "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "seed" and printed["test"]["shape"] == [4000, 28, 28, 1]
+    assert printed["val"]["images_per_class"] == [600] * 10
 
 
 # --- chaos: SIGKILL in every phase, rerun, and the run ends as if it had never stopped ---

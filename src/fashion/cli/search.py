@@ -14,6 +14,7 @@ def add_commands(commands) -> None:
     add_data_options(data)
     data.add_argument("--out", type=Path, default=Path("samples.png"),
                       help="where to write the sample grid (default: samples.png)")
+    data.add_argument("--json", action="store_true", help="print the splits as JSON")
     data.set_defaults(handler=cmd_data)
 
     run = commands.add_parser("run", help="the main job: tune, retrain the best, evaluate",
@@ -173,11 +174,20 @@ def cmd_data(args) -> int:
 
     splits = load_splits(config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
                                             data_dir=args.data_dir))
-    print(f"split: {splits.name}")
-    for part in ("train", "val", "test"):
-        x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
-        print(f"x_{part}: {x.shape}  y_{part}: {y.shape}  images per class: {class_counts(y)}")
     path = plot_samples(splits.x_train, splits.y_train, args.out)
+    parts = {part: (getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}"))
+             for part in ("train", "val", "test")}
+    if args.json:
+        import json
+
+        print(json.dumps({"split": splits.name, "sample_grid": str(path), "data_sha256":
+                          splits.data_sha256, **{part: {"shape": list(x.shape),
+                                                        "images_per_class": class_counts(y)}
+                                                 for part, (x, y) in parts.items()}}, indent=2))
+        return 0
+    print(f"split: {splits.name}")
+    for part, (x, y) in parts.items():
+        print(f"x_{part}: {x.shape}  y_{part}: {y.shape}  images per class: {class_counts(y)}")
     print(f"sample grid: {path}")
     return 0
 
