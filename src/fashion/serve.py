@@ -152,6 +152,44 @@ class WorkGate:
             turn.set_result(None)
 
 
+class Batcher:
+    """Score the images of concurrent requests in one forward pass: while one pass runs, the
+    requests that arrive queue, and the next pass takes them all. A lone request waits for
+    nothing; under load a pass costs far less per image (8 images: 7 ms, not 8 x 2.5 ms)."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self._queue: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+
+    async def probabilities(self, images: np.ndarray) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((images, future))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    scores = await run_in_threadpool(self.predictor.probabilities,
+                                                     np.concatenate([x for x, _ in batch]))
+                except Exception as e:  # the model's failure is each request's 500
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(e)
+                    continue
+                start = 0
+                for images, future in batch:
+                    if not future.done():  # not cancelled: its client is still there
+                        future.set_result(scores[start:start + len(images)])
+                    start += len(images)
+        finally:
+            self._task = None
+
+
 def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     """Load the model (default: the shipped one) and return the app; bad models fail here."""
     app = FastAPI(title="fashion", version=__version__,
@@ -160,6 +198,7 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     app.state.model_name = os.path.basename(str(model_path or "default.keras"))
     app.state.page = (resources.files("fashion") / "static" / "index.html").read_text("utf-8")
     app.state.gate = WorkGate()
+    app.state.batcher = Batcher(app.state.predictor)
     app.include_router(router)
     app.add_exception_handler(InputError, _input_error)
     return app
@@ -192,10 +231,10 @@ async def classes() -> list[dict]:
 async def predict(request: Request,
                   top: Annotated[int, Query(ge=1, le=10, description="classes per image")] = 3,
                   invert: Literal["auto", "always", "never"] = "auto",  # as INVERT_CHOICES
-                  ) -> list[dict]:
+                  ) -> JSONResponse:
     """Classify one uploaded image (multipart field `file`) or a JSON batch of 28x28 arrays."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    gate, predictor = request.app.state.gate, request.app.state.predictor
+    gate, batcher = request.app.state.gate, request.app.state.batcher
     if kind == "multipart/form-data":
         _check_length(request, MAX_BYTES + MULTIPART_FRAMING)
         name, data = await _read_upload(request)
@@ -203,7 +242,7 @@ async def predict(request: Request,
         header = await run_in_threadpool(read_image_header, data, name)
         async with gate.claim(decode_bytes(header)):
             images = (await run_in_threadpool(_preprocess, header, name, invert))[None]
-            probabilities = await run_in_threadpool(predictor.probabilities, images)
+            probabilities = await batcher.probabilities(images)
         names = [name]
     elif kind == "application/json":
         _check_length(request, MAX_BYTES)
@@ -212,12 +251,17 @@ async def predict(request: Request,
         # Python's numbers and lists take about 4x their JSON while they are parsed.
         async with gate.claim(4 * len(body)):
             images = await run_in_threadpool(_parse_batch, body, starts, ends)
-            probabilities = await run_in_threadpool(predictor.probabilities, images)
+            probabilities = await batcher.probabilities(images)
         names = [None] * len(images)
     else:
         raise HTTPException(415, f"content type {kind or 'none'} is not accepted; send "
                                  "multipart/form-data with a field `file`, or application/json")
-    return predictions(names, probabilities, top)
+    # Rendered in a thread: a batch's 1,000 answers take 0.1 s to build and encode.
+    return await run_in_threadpool(_respond, names, probabilities, top)
+
+
+def _respond(names: list, probabilities: np.ndarray, top: int) -> JSONResponse:
+    return JSONResponse(predictions(names, probabilities, top))
 
 
 def _too_large(what: str) -> HTTPException:
