@@ -79,10 +79,16 @@ class MemorySampler(threading.Thread):
             self.peak = max(self.peak, self.rss())
             time.sleep(0.02)
 
+    def cpu_seconds(self) -> float:
+        if self.pid is None:
+            return float("nan")
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def window(self):
-        """Reset the peak; return a function giving the peak since."""
-        self.peak = self.rss()
-        return lambda: self.peak
+        """Reset the peak; return a function giving the peak and the CPU seconds since."""
+        self.peak, cpu = self.rss(), self.cpu_seconds()
+        return lambda: (self.peak, self.cpu_seconds() - cpu)
 
 
 def run_clients(url: str, files, clients: int, seconds: float | None = None,
@@ -242,9 +248,12 @@ def main(argv: list[str] | None = None) -> None:
           f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     try:
         for name in args.only or scenarios:
-            peak = memory.window()
+            since = memory.window()
             result = scenarios[name]()
-            result["server_peak_rss_mb"] = peak() / 2**20
+            peak, cpu = since()
+            result["server_peak_rss_mb"] = peak / 2**20
+            if "requests" in result:
+                result["server_cpu_ms_per_request"] = cpu * 1000 / result["requests"]
             result["server_rss_after_mb"] = memory.rss() / 2**20
             print(name, json.dumps({k: round(v, 1) if isinstance(v, float) else v
                                     for k, v in result.items()}), flush=True)

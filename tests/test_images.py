@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fashion.cli import main
 from fashion.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -96,6 +97,18 @@ def test_malformed_images_get_one_documented_error(make, error, message):
     with pytest.raises(error, match=message) as caught:
         open_image(make(), "x")
     assert str(caught.value).startswith("x is ") and "\n" not in str(caught.value)
+
+
+def test_cli_prints_one_line_for_each_malformed_image(tmp_path, capsys):
+    cases = {"ztxt.png": _png(_chunk(b"zTXt", _inflating(b"Comment"))),
+             "ihdr.png": _png(ihdr=b"\0\0\0\x08\0\0"),
+             "truncated.jpg": _save(Image.new("RGB", (64, 64)), "JPEG")[:30],
+             "exif.jpg": _exif_jpeg(b"\x01\x0a\x00\x02")}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert main(["predict", str(tmp_path / name)]) == 1  # refused before any model loads
+        err = capsys.readouterr().err
+        assert err.startswith(f"fashion: error: {tmp_path / name} is ") and err.count("\n") == 1
 
 
 def test_the_exif_case_is_valid_before_its_tag_is_damaged():
