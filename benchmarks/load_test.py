@@ -22,6 +22,7 @@ import io
 import json
 import multiprocessing
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -172,26 +173,27 @@ def under_probe(url: str, work) -> dict:
 
 
 def chunked_gigabyte(url: str) -> dict:
-    """Send up to 1 GB of zeros chunked (no Content-Length); time until the server answers."""
-    sent = 0
-
-    def body():
-        nonlocal sent
-        chunk = bytes(2**20)
+    """Send up to 1 GB of zeros chunked (no Content-Length) over a raw socket, stopping when the
+    server answers; report the status, the seconds and the MiB sent until then."""
+    host, port = url.removeprefix("http://").split(":")
+    boundary, chunk = "loadtest", bytes(2**20)
+    head = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode()
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="big.png"\r\nContent-Type: image/png\r\n\r\n').encode()
+    start, sent, answer = time.perf_counter(), 0, b""
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head + b"%x\r\n" % len(part) + part + b"\r\n")
         for _ in range(1024):
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except OSError:  # the server closed the connection after answering
+                break
             sent += len(chunk)
-            yield chunk
-
-    start = time.perf_counter()
-    boundary = "loadtest"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"'
-            '\r\nContent-Type: image/png\r\n\r\n').encode()
-    try:
-        response = httpx.post(f"{url}/predict", content=iter([head, *body()]), timeout=120,
-                              headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-        status = response.status_code
-    except httpx.HTTPError as e:  # the server may close the connection as it answers
-        status = type(e).__name__
+        answer = sock.recv(4096)
+    status = answer.split(b" ")[1].decode() if answer.startswith(b"HTTP/") else "no answer"
     return {"status": status, "seconds": time.perf_counter() - start, "mb_sent": sent / 2**20}
 
 
