@@ -81,6 +81,8 @@ def _tiff(**tags: int) -> bytes:
      "Decompressed data too large"),
     (lambda: _png(_chunk(b"iCCP", _inflating(b"icc"))), CorruptInputError,
      "Decompressed data too large"),
+    (lambda: _png(*[_chunk(b"zTXt", b"k\0\0" + zlib.compress(bytes(600_000)))] * 2),
+     CorruptInputError, "Too much memory used in text chunks"),  # 2 KB held 64 MiB in text
     (lambda: _png(ihdr=b"\0\0\0\x08\0\0"), CorruptInputError, "Truncated IHDR chunk"),
     (lambda: b"BM" + bytes(12) + struct.pack("<I", 99) + bytes(20), CorruptInputError,
      "damaged image"),
@@ -92,8 +94,8 @@ def _tiff(**tags: int) -> bytes:
     (lambda: _tiff(t256=60000), CorruptInputError, "damaged TIFF image"),  # wider than its data
     (lambda: _exif_jpeg(b"\x01\x0a\x00\x02"), CorruptInputError,  # struct.error in EXIF
      "damaged JPEG image"),
-], ids=["ztxt-bomb", "iccp-bomb", "short-ihdr", "bmp-header", "truncated-jpeg", "webp",
-        "tiff-strips", "tiff-width", "exif"])
+], ids=["ztxt-bomb", "iccp-bomb", "text-memory", "short-ihdr", "bmp-header", "truncated-jpeg",
+        "webp", "tiff-strips", "tiff-width", "exif"])
 def test_malformed_images_get_one_documented_error(make, error, message):
     with pytest.raises(error, match=message) as caught:
         open_image(make(), "x")

@@ -409,3 +409,18 @@ def test_concurrent_requests_are_scored_in_one_pass():
     results = asyncio.run(scenario())
     assert [r[0, 0] for r in results] == [0, 1, 2, 3, 4, 5]
     assert Slow.calls == [1, 5]  # the first alone, the five that came during it together
+
+
+def test_an_upload_claims_the_memory_its_decoding_needs(client, monkeypatch):
+    claims = []
+    gate = client.app.state.gate
+    original = type(gate).claim
+
+    def recording(self, nbytes):
+        claims.append(nbytes)
+        return original(self, nbytes)
+
+    monkeypatch.setattr(type(gate), "claim", recording)
+    big = _png(Image.new("RGB", (3000, 2000), "white"))  # 24 MB decoded, 30 KB sent
+    assert client.post("/predict", files={"file": ("big.png", big)}).status_code == 200
+    assert claims == [3000 * 2000 * 4] and gate.in_use == 0

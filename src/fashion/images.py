@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from fashion.errors import (
     CorruptInputError,
@@ -39,6 +39,9 @@ DRAFT_SIDE = 128
 # Pillow's `reduce` cannot average these modes: what each is converted to first.
 REDUCE_CONVERSIONS = {"1": "L", "P": "RGB", "PA": "RGB", "I;16": "I", "I;16B": "I",
                       "I;16L": "I", "I;16N": "I"}
+# Pillow's documented limit on the text chunks of one PNG (64 MiB by default, which a 64 KB file
+# of zTXt chunks reaches) held while its header is read; we never use the text: 1 MiB in all.
+PngImagePlugin.MAX_TEXT_MEMORY = PngImagePlugin.MAX_TEXT_CHUNK
 IMAGE_HINT = "pass a PNG, JPEG, BMP, GIF, WebP or TIFF image"
 FORMATS_HINT = f"{IMAGE_HINT}, or a .npy array of 28x28 images"
 
