@@ -161,6 +161,7 @@ class HealthProbe:
         times = np.array(list(self.times)) * 1000
         self.manager.shutdown()
         return {"health_n": len(times), "health_p50_ms": float(np.median(times)),
+                "health_p99_ms": float(np.percentile(times, 99)),
                 "health_max_ms": float(times.max())}
 
 
