@@ -193,6 +193,9 @@ def chunked_gigabyte(url: str) -> dict:
             except OSError:  # the server closed the connection after answering
                 break
             sent += len(chunk)
+        else:  # all sent, no answer yet: end the body, as a server may wait for its end
+            end = b"\r\n--%s--\r\n" % boundary.encode()
+            sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(end), end))
         answer = sock.recv(4096)
     status = answer.split(b" ")[1].decode() if answer.startswith(b"HTTP/") else "no answer"
     return {"status": status, "seconds": time.perf_counter() - start, "mb_sent": sent / 2**20}

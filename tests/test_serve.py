@@ -375,18 +375,22 @@ def test_work_gate_is_first_come_first_served_and_bounded():
     assert refused.status_code == 503 and refused.headers == {"Retry-After": "1"}
 
 
-def test_a_client_that_leaves_while_waiting_frees_its_place():
+@pytest.mark.parametrize("released_first", [False, True], ids=["then-release", "release-first"])
+def test_a_client_that_leaves_while_waiting_frees_its_place(released_first):
     async def scenario():
         gate = WorkGate(budget=100, slots=1, max_waiting=1)
         async with gate.claim(100):
             waiting = asyncio.create_task(gate.claim(100).__aenter__())
             await asyncio.sleep(0)
-            waiting.cancel()
-            await asyncio.gather(waiting, return_exceptions=True)
+            waiting.cancel()  # its handler runs at the next await...
+            if not released_first:
+                await asyncio.gather(waiting, return_exceptions=True)
+        # ...or after the release above has met its cancelled place in the queue
+        await asyncio.gather(waiting, return_exceptions=True)
         async with gate.claim(100):  # neither the queue nor the budget kept the leaver
-            return gate.in_use
+            return gate.in_use, len(gate._waiting)
 
-    assert asyncio.run(scenario()) == 100
+    assert asyncio.run(scenario()) == (100, 0)
 
 
 def test_concurrent_requests_are_scored_in_one_pass():

@@ -138,18 +138,23 @@ class WorkGate:
         try:
             await turn
         except asyncio.CancelledError:  # the client left
-            if turn.cancelled():
-                self._waiting.remove((nbytes, turn))
+            if turn.cancelled():  # still queued, unless a release already dropped it
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove((nbytes, turn))
             else:  # its turn came as it was cancelled: hand it on
                 self._release(nbytes)
             raise
 
     def _release(self, nbytes: int) -> None:
         self.in_use -= nbytes
-        while self._waiting and self.in_use + self._waiting[0][0] <= self.budget:
-            nbytes, turn = self._waiting.popleft()
-            self.in_use += nbytes
-            turn.set_result(None)
+        while self._waiting:
+            nbytes, turn = self._waiting[0]
+            if not turn.cancelled():
+                if self.in_use + nbytes > self.budget:
+                    return
+                self.in_use += nbytes
+                turn.set_result(None)
+            self._waiting.popleft()
 
 
 class Batcher:
