@@ -44,6 +44,9 @@ WORK_BUDGET = 512 * 2**20
 # Requests worked on at once when each is small: twice the 2 cores this was sized on, so one
 # request's Python work overlaps another's decoding and scoring, which release the GIL.
 WORK_SLOTS = 4
+# Images the model scores at once: a JSON batch of 1,000 scored at once took 280 MB more peak
+# memory (the activations) than in passes of 128, at no measurable cost in speed.
+PASS_SIZE = 128
 MAX_WAITING = 256  # requests queued for the budget before new ones get 503: 8x the clients...
 RETRY_AFTER_S = 1  # ...of a heavy load test, each then waits under a second or two.
 STATUS = {EmptyInputError: 400, CorruptInputError: 400, UnsupportedInputError: 415,
@@ -200,6 +203,7 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     app = FastAPI(title="fashion", version=__version__,
                   description="Classify clothing images into the 10 Fashion-MNIST classes.")
     app.state.predictor = load_predictor(model_path)
+    app.state.predictor.batch_size = PASS_SIZE
     app.state.model_name = os.path.basename(str(model_path or "default.keras"))
     app.state.page = (resources.files("fashion") / "static" / "index.html").read_text("utf-8")
     app.state.gate = WorkGate()
