@@ -98,13 +98,30 @@ def test_checksum_mismatch_names_file_expected_and_actual(copy_of_data):
 def test_truncated_file_is_refused(copy_of_data):
     path = copy_of_data / "train-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="truncated or not a gzip file"):
+    with pytest.raises(DataError, match="truncated, damaged or not a gzip file"):
         check_local_copy(copy_of_data)
+
+
+def test_flipped_byte_is_refused_without_a_traceback(copy_of_data):
+    path = copy_of_data / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the deflate stream: zlib.error if decompressed
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is truncated, damaged"):
+        check_local_copy(copy_of_data)
+
+
+def test_original_files_are_verified_without_decompressing(data_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("decompressed a file whose checksum already proved it")
+
+    monkeypatch.setattr(gzip, "open", refuse)
+    assert check_local_copy(data_dir) == SHA256
 
 
 def test_non_gzip_file_is_refused(copy_of_data):
     (copy_of_data / "train-images-idx3-ubyte.gz").write_text("not a gzip file")
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is truncated or not a gzip"):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is truncated, damaged or not"):
         check_local_copy(copy_of_data)
 
 

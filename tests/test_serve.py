@@ -1,9 +1,12 @@
 """`fashion serve`: the API, refused inputs, a load test and the page in a real browser."""
 
+import asyncio
 import io
+import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -16,11 +19,14 @@ import pytest
 from conftest import REPO, photo_like
 from fastapi.testclient import TestClient
 from PIL import Image
+from test_images import _chunk, _exif_jpeg, _inflating
+from test_images import _png as _png_chunks
 
 from fashion import CLASS_NAMES
 from fashion.model_files import load_model
 from fashion.predict import Predictor
 from fashion.serve import create_app
+from fashion.workload import WorkGate
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -260,3 +266,103 @@ def test_oversize_json_sent_without_a_length_is_refused(client, monkeypatch):
     response = client.post("/predict", content=iter([body[:600], body[600:]]),
                            headers={"content-type": "application/json"})
     assert response.status_code == 413 and "over the limit of 1,000" in response.text
+
+
+# --- what the service refuses, and how it bounds its work ---
+
+@pytest.mark.parametrize("make", [
+    lambda: _png_chunks(_chunk(b"zTXt", _inflating(b"Comment"))),
+    lambda: _png_chunks(ihdr=b"\0\0\0\x08\0\0"),
+    lambda: b"BM" + bytes(12) + struct.pack("<I", 99) + bytes(20),
+    lambda: _exif_jpeg(b"\x01\x0a\x00\x02"),
+], ids=["ztxt-bomb", "short-ihdr", "bmp-header", "exif"])
+def test_malformed_images_get_400_with_a_message(client, make):
+    response = client.post("/predict", files={"file": ("bad.img", make(), "image/png")})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("bad.img is ")
+
+
+def test_chunked_upload_is_cut_off_while_it_streams(client, monkeypatch):
+    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    sent = []
+
+    async def body():  # 1,000 chunks of 64 KiB would be 64 MiB
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
+        for _ in range(1000):
+            sent.append(1)
+            yield bytes(2**16)
+
+    async def post():  # httpx's ASGI transport hands the app each chunk as it asks
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.post("/predict", content=body(),
+                                   headers={"content-type": "multipart/form-data; boundary=b"})
+
+    response = asyncio.run(post())
+    assert response.status_code == 413 and "over the limit of 1,000 bytes" in response.text
+    assert len(sent) < 5  # refused after the first chunks, not after all of them
+
+
+def test_batch_over_the_cap_is_refused_before_any_image_is_parsed(client, monkeypatch):
+    monkeypatch.setattr("fashion.serve.MAX_BATCH", 3)
+    bad_image = "[[" + ",".join(["2"] * 28) + "]]"  # out of range: parsing it would give 422
+    body = '{"images": [' + ",".join([bad_image] * 4) + "]}"
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "more than 3 images" in response.text
+
+
+@pytest.mark.parametrize("pixel, where", [('"0.5"', "float_type"), ("true", "float_type"),
+                                           ("null", "float_type")], ids=["string", "bool", "null"])
+def test_batch_pixels_must_be_json_numbers(client, pixel, where):
+    rows = ",".join(["[" + ",".join([pixel] + ["0"] * 27) + "]"] + ["[" + ",".join(["1"] * 28)
+                                                                      + "]"] * 27)
+    response = client.post("/predict", content='{"images": [[' + rows + "]]}",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and where in response.text
+    assert response.json()["detail"][0]["loc"][:3] == ["body", "images", 0]
+
+
+def test_batch_with_an_unknown_field_is_refused(client):
+    image = np.zeros((28, 28)).tolist()
+    response = client.post("/predict", json={"images": [image], "top": 5})
+    assert response.status_code == 422 and "extra_forbidden" in response.text
+
+
+def test_batch_in_unusual_but_valid_json_is_read(client, test_images):
+    images = (test_images[0][:2] / 255.0).tolist()
+    body = json.dumps({"images": images}, indent=3).encode()  # newlines, indents
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200 and len(response.json()) == 2
+
+
+def test_full_gate_answers_503_with_retry_after(client):
+    gate = client.app.state.gate
+    client.app.state.gate = WorkGate(budget=100, slots=1, max_waiting=0)
+
+    async def hold():  # the budget is taken for as long as the request below runs
+        async with client.app.state.gate.claim(100):
+            return await asyncio.to_thread(
+                client.post, "/predict", json={"images": [np.zeros((28, 28)).tolist()]})
+
+    try:
+        response = asyncio.run(hold())
+    finally:
+        client.app.state.gate = gate
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["detail"]
+
+
+def test_an_upload_claims_the_memory_its_decoding_needs(client, monkeypatch):
+    claims = []
+    gate = client.app.state.gate
+    original = type(gate).claim
+
+    def recording(self, nbytes):
+        claims.append(nbytes)
+        return original(self, nbytes)
+
+    monkeypatch.setattr(type(gate), "claim", recording)
+    big = _png(Image.new("RGB", (3000, 2000), "white"))  # 24 MB decoded, 30 KB sent
+    assert client.post("/predict", files={"file": ("big.png", big)}).status_code == 200
+    assert claims == [3000 * 2000 * 4] and gate.in_use == 0

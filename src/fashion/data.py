@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
 
 
 def check_local_copy(data_dir: Path) -> dict[str, str]:
-    """Check the four files' gzip, IDX header and SHA-256; return their checksums.
+    """Check the four files' SHA-256 (and, for a file that fails it, why); return the checksums.
 
     Raises:
         DataError: naming the first missing, truncated, malformed or altered file.
@@ -77,9 +78,11 @@ def check_local_copy(data_dir: Path) -> dict[str, str]:
         path = data_dir / name
         if not path.is_file():
             raise DataError(f"{path} is missing; put the original {name} in {data_dir}")
-        _check_idx(path, IDX_HEADERS[name])
+        # The checksum is of the compressed bytes, so the original file is known before any of
+        # it is decompressed; only a file that fails it is opened, to say what is wrong.
         actual_sha = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual_sha != expected_sha:
+            _check_idx(path, IDX_HEADERS[name])
             raise DataError(f"{path} has SHA-256 {actual_sha}, expected {expected_sha}; "
                             f"replace it with the original {name}")
         checksums[name] = actual_sha
@@ -87,18 +90,20 @@ def check_local_copy(data_dir: Path) -> dict[str, str]:
 
 
 def _check_idx(path: Path, header: tuple[int, ...]) -> None:
+    """Refuse a file that is not gzip, is damaged, or holds other IDX data than `header`."""
+    n_header = 4 * len(header)
+    n_expected = n_header + int(np.prod(header[1:]))
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path} is truncated or not a gzip file ({e}); "
+            raw = f.read(n_expected + 1)  # one byte more tells a longer file; a gzip bomb stops
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: damaged deflate data
+        raise DataError(f"{path} is truncated, damaged or not a gzip file ({e}); "
                         f"replace it with the original {path.name}") from e
-    n_header = 4 * len(header)
     found = struct.unpack(f">{len(header)}I", raw[:n_header]) if len(raw) >= n_header else ()
     if found[:1] != header[:1]:
         raise DataError(f"{path} has IDX magic {found[:1] or 'none'}, expected {header[0]}; "
                         f"it is not the original {path.name}")
-    if found != header or len(raw) != n_header + int(np.prod(header[1:])):
+    if found != header or len(raw) != n_expected:
         raise DataError(f"{path} has IDX shape {found[1:]} and {len(raw) - n_header} data bytes, "
                         f"expected shape {header[1:]}; replace it with the original {path.name}")
 

@@ -3,11 +3,13 @@ images: grayscale, background trimmed, fitted to 28x28, a light garment on black
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from fashion.errors import (
     CorruptInputError,
@@ -29,12 +31,42 @@ MAX_PIXELS = 50_000_000
 INVERT_CHOICES = ("auto", "always", "never")
 # Fashion-MNIST's authors trimmed edges within 5% of the maximum intensity of the corner colour.
 TRIM_TOLERANCE = 0.05 * 255
+# Decoding work and memory grow with the pixels, so a large image is brought down to about this
+# many pixels on its shorter side right after it is decoded (a box reduce by a whole factor):
+# 9x the 28-pixel output, so a garment that fills a ninth of the photo's width stays sharp.
+WORK_SIDE = 256
+# JPEG's decoder scales by 1/2, 1/4 or 1/8 as it reads (Pillow's `draft`), filtering as a resize
+# does, so it may go lower: this cut a 400x400 JPEG's cost to the service by a quarter (1.5 ms).
+DRAFT_SIDE = 128
+# Pillow's `reduce` cannot average these modes: what each is converted to first.
+REDUCE_CONVERSIONS = {"1": "L", "P": "RGB", "PA": "RGB", "I;16": "I", "I;16B": "I",
+                      "I;16L": "I", "I;16N": "I"}
+# Pillow's documented limit on the text chunks of one PNG (64 MiB by default, which a 64 KB file
+# of zTXt chunks reaches) held while its header is read; we never use the text: 1 MiB in all.
+PNG_TEXT_MEMORY = PngImagePlugin.MAX_TEXT_CHUNK
 IMAGE_HINT = "pass a PNG, JPEG, BMP, GIF, WebP or TIFF image"
 FORMATS_HINT = f"{IMAGE_HINT}, or a .npy array of 28x28 images"
 
 
 def open_image(data: bytes, name: str) -> Image.Image:
-    """Decode image bytes fully, refusing anything that is not a sane image of a known format.
+    """Decode image bytes, refusing anything that is not a sane image of a known format.
+
+    A large image comes back shrunk to about `WORK_SIDE` pixels on its shorter side (see
+    `read_image_header`); everything after decoding costs the same for a 48 MP photo as for a
+    1 MP one.
+
+    Raises:
+        InputError: a subclass naming what is wrong with `name` and how to fix it.
+    """
+    return decode_image(read_image_header(data, name), name)
+
+
+def read_image_header(data: bytes, name: str) -> Image.Image:
+    """Read an image's header only: check its bytes, format and size; decode nothing yet.
+
+    A JPEG is told to decode at 1/2, 1/4 or 1/8 scale when it is that many times larger than
+    `DRAFT_SIDE` (Pillow's `draft`: the decoder skips the detail), so its `size` is already the
+    reduced one. `decode_bytes` of the result says what decoding it will allocate.
 
     Raises:
         InputError: a subclass naming what is wrong with `name` and how to fix it.
@@ -45,25 +77,104 @@ def open_image(data: bytes, name: str) -> Image.Image:
         raise InputTooLargeError(f"{name} has {len(data):,} bytes, over the limit of "
                                  f"{MAX_BYTES:,}; scale the image down")
     try:
-        image = Image.open(io.BytesIO(data))
+        with _png_text_limit():
+            image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:
         raise InputTooLargeError(f"{name} is a decompression bomb ({e}); scale it down") from e
     except UnidentifiedImageError as e:
         raise UnsupportedInputError(f"{name} is not an image; {IMAGE_HINT}") from e
+    except Exception as e:  # see decode_image: any exception here means damaged bytes
+        raise CorruptInputError(f"{name} is a damaged image ({_describe(e)}); "
+                                "export it again") from e
     if image.format not in IMAGE_FORMATS:
         raise UnsupportedInputError(f"{name} is a {image.format} image; {IMAGE_HINT}")
-    width, height, kind = *image.size, image.format
+    width, height = image.size
     if width * height > MAX_PIXELS:
         raise InputTooLargeError(f"{name} has {width}x{height} pixels, over the limit of "
                                  f"{MAX_PIXELS:,} (a decompression bomb?); scale it down")
+    if image.format == "JPEG":
+        image.draft(image.mode, (DRAFT_SIDE, DRAFT_SIDE))
+    return image
+
+
+_text_limit_lock = threading.Lock()
+_text_limit_users = 0
+_text_limit_saved = None
+
+
+@contextlib.contextmanager
+def _png_text_limit():
+    """Lower Pillow's PNG text limit to PNG_TEXT_MEMORY while fashion decodes, and put back the
+    process's own value once no decode of fashion's runs: Pillow reads it from a module global,
+    and other code in the process (a notebook's own PNGs) keeps its default."""
+    global _text_limit_users, _text_limit_saved
+    with _text_limit_lock:
+        if _text_limit_users == 0:
+            _text_limit_saved = PngImagePlugin.MAX_TEXT_MEMORY
+            PngImagePlugin.MAX_TEXT_MEMORY = min(PNG_TEXT_MEMORY, _text_limit_saved)
+        _text_limit_users += 1
     try:
-        image.load()
+        yield
+    finally:
+        with _text_limit_lock:
+            _text_limit_users -= 1
+            if _text_limit_users == 0:
+                PngImagePlugin.MAX_TEXT_MEMORY = _text_limit_saved
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """Return about how many bytes `decode_image` allocates for an image from
+    `read_image_header`: the decoded pixels, plus a converted copy where shrinking needs one."""
+    pixels = image.width * image.height
+    if image.mode in ("1", "L"):
+        return pixels * 2
+    if image.mode in ("P", "PA") or image.mode.startswith("I;16"):
+        return pixels * 6
+    return pixels * 4  # Pillow keeps every other mode in 4 bytes a pixel
+
+
+def decode_image(image: Image.Image, name: str) -> Image.Image:
+    """Decode an image from `read_image_header`, shrink it to about `WORK_SIDE` and turn it
+    upright as the camera held it (EXIF orientation).
+
+    Raises:
+        CorruptInputError: the data is truncated or damaged, in the pixels or in the EXIF.
+        InputTooLargeError: there is not the memory to decode it.
+    """
+    kind = image.format
+    try:
+        with _png_text_limit():
+            image.load()
+        image = _shrink(image)
         # Upright as the camera held it; damaged EXIF fails here, with the damaged data.
         image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's decoders use all four
-        raise CorruptInputError(f"{name} is a truncated or damaged {kind} image ({e}); "
-                                "export it again") from e
+    except MemoryError as e:
+        raise InputTooLargeError(f"{name} is too large to decode in the memory available; "
+                                 "scale it down") from e
+    except Exception as e:
+        # Pillow's decoders raise OSError, SyntaxError, ValueError and EOFError on bad data,
+        # and its pure-Python parsers whatever they trip on (struct.error from EXIF, IndexError,
+        # TypeError...). They parse untrusted bytes, so any exception out of them means bad
+        # data; tests/test_images.py fuzzes them.
+        raise CorruptInputError(f"{name} is a truncated or damaged {kind} image "
+                                f"({_describe(e)}); export it again") from e
     return image
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Box-average by a whole factor down to about WORK_SIDE on the shorter side."""
+    factor = min(image.size) // WORK_SIDE
+    if factor < 2:
+        return image
+    if image.mode in REDUCE_CONVERSIONS:  # averaging palette indices or bits means nothing
+        target = REDUCE_CONVERSIONS[image.mode]
+        image = image.convert("RGBA" if target == "RGB" and image.has_transparency_data
+                              else target)
+    return image.reduce(factor)
+
+
+def _describe(error: Exception) -> str:
+    return str(error) or type(error).__name__
 
 
 def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
