@@ -1,0 +1,70 @@
+"""Accuracy of `fashion predict` on a folder of labelled photos laid out as `<class_id>/<file>`.
+
+Goes through the product's own path, `fashion.predict.load_inputs` and a `Predictor`, so the
+figures are what a user of `fashion predict` gets. Prints top-1 and top-2 accuracy per class
+and overall, and the most frequent confusions.
+
+    FASHION_MNIST_DIR=../shared/data/fashion-mnist PYTHONPATH=src \
+        python benchmarks/real_photos.py ../shared/data/real-photos-dev
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from fashion import CLASS_NAMES
+from fashion.predict import collect_inputs, load_inputs, load_predictor
+
+
+def labelled_files(folder: Path) -> tuple[list[Path], np.ndarray]:
+    """Return the image files under `folder`/<class_id>/ and their class ids."""
+    files = [p for p in collect_inputs([folder]) if p.parent.name.isdigit()]
+    if not files:
+        raise SystemExit(f"{folder} holds no <class_id>/<file> images")
+    return files, np.array([int(p.parent.name) for p in files])
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Return top-1/top-2 hits per image and the top-1 confusions (true, predicted) counted."""
+    ranked = np.argsort(probabilities, axis=1)[:, ::-1]
+    top1 = ranked[:, 0] == labels
+    top2 = (ranked[:, :2] == labels[:, None]).any(axis=1)
+    confusions = Counter((int(t), int(p)) for t, p in zip(labels, ranked[:, 0], strict=True)
+                         if t != p)
+    return {"top1": top1, "top2": top2, "confusions": confusions}
+
+
+def format_scores(scores: dict, labels: np.ndarray) -> str:
+    """Return a markdown table: each class's top-1 and top-2 hits, then all of them."""
+    lines = ["| class | photos | top-1 | top-2 |", "| --- | --- | --- | --- |"]
+    for class_id in np.unique(labels):
+        rows = labels == class_id
+        top1, top2, n = scores["top1"][rows].sum(), scores["top2"][rows].sum(), rows.sum()
+        lines.append(f"| {class_id} {CLASS_NAMES[class_id]} | {n} | {top1}/{n} ({top1 / n:.1%}) "
+                     f"| {top2}/{n} ({top2 / n:.1%}) |")
+    n = len(labels)
+    top1, top2 = scores["top1"].sum(), scores["top2"].sum()
+    lines.append(f"| **all** | {n} | **{top1}/{n} ({top1 / n:.1%})** | "
+                 f"**{top2}/{n} ({top2 / n:.1%})** |")
+    common = ", ".join(f"{CLASS_NAMES[t]} -> {CLASS_NAMES[p]} {c}"
+                       for (t, p), c in scores["confusions"].most_common(6))
+    return "\n".join(lines) + f"\n\nMost frequent confusions: {common or 'none'}."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="photos in <class_id>/<file> folders")
+    parser.add_argument("--model", type=Path, help="default: the shipped model")
+    args = parser.parse_args()
+    files, labels = labelled_files(args.folder)
+    _, images = load_inputs(files)
+    probabilities = load_predictor(args.model).probabilities(images)
+    print(format_scores(score(probabilities, labels), labels))
+
+
+if __name__ == "__main__":
+    main()
