@@ -11,12 +11,13 @@ and overall, and the most frequent confusions.
 from __future__ import annotations
 
 import argparse
+import ast
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from fashion import CLASS_NAMES
+from fashion import CLASS_NAMES, garment
 from fashion.predict import collect_inputs, load_inputs, load_predictor
 
 
@@ -59,7 +60,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="photos in <class_id>/<file> folders")
     parser.add_argument("--model", type=Path, help="default: the shipped model")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a constant of fashion.garment to measure a step, e.g. "
+                        "WORK_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
     args = parser.parse_args()
+    for setting in args.set:
+        name, value = setting.split("=", 1)
+        if not hasattr(garment, name):
+            raise SystemExit(f"fashion.garment has no constant {name}")
+        setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
     _, images = load_inputs(files)
     probabilities = load_predictor(args.model).probabilities(images)
