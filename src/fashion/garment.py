@@ -30,6 +30,11 @@ PLAIN_BORDER = 0.9
 # percentile of brightness; a phone photo's garment is stretched to match.
 TONE_RANGE = (0.4, 0.9)
 TONE_PERCENTILES = (2, 98)
+# A garment differs in colour from what is around it: the distance between the mean colours
+# (CIELAB) of GrabCut's foreground and background, over their pooled spread, is above 0.65 in
+# 90% of the development photos; a blank wall scores 0.4, a landscape 0.2. Below this nothing
+# was found, and the answer is "not sure".
+MIN_SEPARATION = 0.5
 
 
 def has_plain_background(gray: np.ndarray, tolerance: float) -> bool:
@@ -50,7 +55,7 @@ def find_garment(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
     """Return a boolean mask of the garment in an RGB uint8 image: GrabCut's foreground inside
     the frame less its MARGIN, as its largest blob with its holes filled.
 
-    An empty mask means nothing stood out from the background.
+    An empty mask means nothing stood out from the background (see MIN_SEPARATION).
     """
     height, width = rgb.shape[:2]
     dx, dy = max(1, round(width * MARGIN)), max(1, round(height * MARGIN))
@@ -62,7 +67,19 @@ def find_garment(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
     cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), labels, (dx, dy, width - 2 * dx,
                 height - 2 * dy), background, foreground, GRABCUT_ITERATIONS,
                 cv2.GC_INIT_WITH_RECT)
-    return _largest_blob((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+    mask = _largest_blob((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD))
+    return mask if separation(rgb, mask) >= MIN_SEPARATION else np.zeros_like(mask)
+
+
+def separation(rgb: np.ndarray, mask: np.ndarray) -> float:
+    """Return how far the mean CIELAB colours inside and outside `mask` lie apart, in units of
+    their pooled standard deviation (0 when either side is empty)."""
+    if mask.all() or not mask.any():
+        return 0.0
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside, outside = lab[mask], lab[~mask]
+    spread = np.sqrt((inside.var(axis=0).sum() + outside.var(axis=0).sum()) / 2)
+    return float(np.linalg.norm(inside.mean(axis=0) - outside.mean(axis=0)) / max(spread, 1e-6))
 
 
 def _largest_blob(mask: np.ndarray) -> np.ndarray:
