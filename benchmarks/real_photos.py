@@ -2,7 +2,7 @@
 
 Goes through the product's own path, `fashion.predict.load_inputs` and a `Predictor`, so the
 figures are what a user of `fashion predict` gets. Prints top-1 and top-2 accuracy per class
-and overall, and the most frequent confusions.
+and overall, the most frequent confusions, and how many answers are "not sure".
 
     FASHION_MNIST_DIR=../shared/data/fashion-mnist PYTHONPATH=src \
         python benchmarks/real_photos.py ../shared/data/real-photos-dev
@@ -71,8 +71,11 @@ def main() -> None:
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
     _, images = load_inputs(files)
-    probabilities = load_predictor(args.model).probabilities(images)
+    probabilities, not_sure = load_predictor(args.model).answers(images)
     print(format_scores(score(probabilities, labels), labels))
+    answered = score(probabilities[~not_sure], labels[~not_sure])
+    print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
+          f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from base64 import b64encode
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -23,7 +24,7 @@ from fashion.errors import (
     UnsupportedInputError,
 )
 from fashion.images import MAX_BYTES, open_image, to_fashion_mnist
-from fashion.predict import load_predictor, predictions
+from fashion.predict import input_png, load_predictor, predictions
 
 MAX_BATCH = 1000  # images in one JSON request; their JSON also has to fit in MAX_BYTES
 STATUS = {EmptyInputError: 400, CorruptInputError: 400, UnsupportedInputError: 415,
@@ -52,6 +53,10 @@ class TopClass(ClassInfo):
 class Prediction(BaseModel):
     file: str | None = Field(description="the uploaded file's name; null for a JSON batch")
     top: list[TopClass] = Field(description="the most probable classes, best first")
+    not_sure: bool = Field(description="the best class is below the calibrated threshold, or no "
+                           "garment was found: do not trust the answer")
+    input: str | None = Field(None, description="for an upload, the 28x28 image the model saw, "
+                              "as a PNG data URL")
 
 
 # One route takes two bodies, which FastAPI cannot declare from parameters: describe both here.
@@ -108,6 +113,9 @@ def classes() -> list[dict]:
 async def predict(request: Request,
                   top: Annotated[int, Query(ge=1, le=10, description="classes per image")] = 3,
                   invert: Literal["auto", "always", "never"] = "auto",  # as INVERT_CHOICES
+                  threshold: Annotated[float | None, Query(
+                      ge=0.0, le=1.0, description="\"not sure\" below this calibrated "
+                      "probability (default: the model's)")] = None,
                   ) -> list[dict]:
     """Classify one uploaded image (multipart field `file`) or a JSON batch of 28x28 arrays."""
     _check_length(request)
@@ -121,8 +129,12 @@ async def predict(request: Request,
     else:
         raise HTTPException(415, f"content type {kind or 'none'} is not accepted; send "
                                  "multipart/form-data with a field `file`, or application/json")
-    probabilities = await run_in_threadpool(request.app.state.predictor.probabilities, images)
-    return predictions(names, probabilities, top)
+    probabilities, not_sure = await run_in_threadpool(request.app.state.predictor.answers,
+                                                      images, threshold)
+    results = predictions(names, probabilities, top, not_sure)
+    if kind == "multipart/form-data":  # show what the model made of the photo
+        results[0]["input"] = "data:image/png;base64," + b64encode(input_png(images[0])).decode()
+    return results
 
 
 def _check_length(request: Request) -> None:
