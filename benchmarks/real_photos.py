@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -56,6 +58,29 @@ def format_scores(scores: dict, labels: np.ndarray) -> str:
     return "\n".join(lines) + f"\n\nMost frequent confusions: {common or 'none'}."
 
 
+def twelve_megapixel_jpeg(photo: Path, out: Path) -> Path:
+    """Write a 4000x3000 JPEG made from `photo` (upscaled, with sensor-like noise so it
+    compresses like a phone's, about 2 MB) and return its path."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    big = Image.open(photo).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    noisy = np.asarray(big, np.int16) + rng.integers(-6, 7, (3000, 4000, 3), dtype=np.int16)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(out, quality=92)
+    return out
+
+
+def latency_ms(path: Path, predictor, calls: int) -> list[float]:
+    """Time `calls` single-image predictions of `path`, file read to answer, in ms."""
+    times = []
+    for _ in range(calls + 3):  # the first calls warm caches up
+        start = time.perf_counter()
+        _, image = load_inputs([path])
+        predictor.answers(image)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times[3:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="photos in <class_id>/<file> folders")
@@ -63,6 +88,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of fashion.garment to measure a step, e.g. "
                         "WORK_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
+    parser.add_argument("--latency", type=int, default=0, metavar="CALLS", help="also time "
+                        "this many predictions of a 12-megapixel JPEG, end to end")
     args = parser.parse_args()
     for setting in args.set:
         name, value = setting.split("=", 1)
@@ -71,11 +98,19 @@ def main() -> None:
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
     _, images = load_inputs(files)
-    probabilities, not_sure = load_predictor(args.model).answers(images)
+    predictor = load_predictor(args.model)
+    probabilities, not_sure = predictor.answers(images)
     print(format_scores(score(probabilities, labels), labels))
     answered = score(probabilities[~not_sure], labels[~not_sure])
     print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
           f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
+    if args.latency:
+        with tempfile.TemporaryDirectory() as folder:
+            path = twelve_megapixel_jpeg(files[0], Path(folder) / "12mp.jpg")
+            times = latency_ms(path, predictor, args.latency)
+        print("\n12-megapixel JPEG (4000x3000), "
+              f"{args.latency} calls: p50 {np.percentile(times, 50):.0f} ms, "
+              f"p90 {np.percentile(times, 90):.0f} ms")
 
 
 if __name__ == "__main__":
