@@ -70,6 +70,36 @@ def twelve_megapixel_jpeg(photo: Path, out: Path) -> Path:
     return out
 
 
+def write_not_clothing(folder: Path) -> list[Path]:
+    """Write five photos that show no garment and return their paths: a face and a landscape
+    and a flower from the sample images matplotlib and scikit-learn ship, a blank wall (a
+    shaded, noisy beige) and a screenshot (text and boxes), both drawn here."""
+    import shutil
+
+    import matplotlib
+    import sklearn.datasets
+    from PIL import Image, ImageDraw
+
+    samples = Path(sklearn.datasets.__file__).parent / "images"
+    shutil.copy(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+                folder / "face.jpg")
+    shutil.copy(samples / "china.jpg", folder / "landscape.jpg")
+    shutil.copy(samples / "flower.jpg", folder / "flower.jpg")
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:600, 0:800]
+    wall = np.stack([200 + 20 * cols / 800, 190 + 20 * rows / 600, 170 + 10 * cols / 800], -1)
+    wall += rng.normal(0, 4, wall.shape)
+    Image.fromarray(np.clip(wall, 0, 255).astype(np.uint8)).save(folder / "wall.jpg")
+    screen = Image.new("RGB", (800, 600), (245, 245, 245))
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((0, 0, 800, 50), fill=(40, 60, 120))
+    for line in range(20):
+        draw.text((30, 70 + 25 * line), f"Lorem ipsum dolor sit amet, line {line}", fill="black")
+    draw.rectangle((560, 80, 780, 300), fill=(200, 220, 250))
+    screen.save(folder / "screenshot.png")
+    return sorted(folder.iterdir())
+
+
 def latency_ms(path: Path, predictor, calls: int) -> list[float]:
     """Time `calls` single-image predictions of `path`, file read to answer, in ms."""
     times = []
@@ -104,6 +134,12 @@ def main() -> None:
     answered = score(probabilities[~not_sure], labels[~not_sure])
     print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
           f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
+    with tempfile.TemporaryDirectory() as folder:
+        names, images = load_inputs(write_not_clothing(Path(folder)))
+        probabilities, not_sure = predictor.answers(images)
+    print("\nNot clothing: " + ", ".join(
+        f"{Path(name).stem} {'not sure' if flag else 'sure'} ({CLASS_NAMES[p.argmax()]} "
+        f"{p.max():.2f})" for name, p, flag in zip(names, probabilities, not_sure, strict=True)))
     if args.latency:
         with tempfile.TemporaryDirectory() as folder:
             path = twelve_megapixel_jpeg(files[0], Path(folder) / "12mp.jpg")
