@@ -233,6 +233,7 @@ def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):
             assert page.text_content("#label") == expected["top"][0]["label"]
             assert page.locator("#bars .bar").count() == 3
             assert page.evaluate("document.getElementById('preview').naturalWidth") == 200
+            assert page.evaluate("document.getElementById('seen').naturalWidth") == 28
             (tmp_path / "bad.png").write_bytes(b"not an image")
             page.set_input_files("#file", str(tmp_path / "bad.png"))
             page.wait_for_selector("#error", state="visible", timeout=30_000)
