@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion import CLASS_NAMES, garment
+from fashion.calibrate import expected_calibration_error
 from fashion.predict import collect_inputs, load_inputs, load_predictor
 
 
@@ -100,6 +101,31 @@ def write_not_clothing(folder: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
+def dataset_like(count: int, predictor) -> str:
+    """Score the first `count` standard test images as arrays and as the test suite's
+    photo-like JPEGs (upscaled, dark on white, off-centre on a larger canvas); return a line."""
+    import sys
+
+    from fashion.data import load_fashion_mnist
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import photo_like
+
+    (_, _), (x_test, y_test) = load_fashion_mnist()[0]
+    x_test, y_test = x_test[:count], y_test[:count]
+    as_arrays = predictor.probabilities(x_test / 255.0).argmax(axis=1)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / f"{i:04d}.jpg" for i in range(count)]
+        for image, path in zip(x_test, paths, strict=True):
+            photo_like(image, rng).save(path, quality=90)
+        _, images = load_inputs(paths)
+    as_photos = predictor.probabilities(images).argmax(axis=1)
+    return (f"{count} test images: as arrays {(as_arrays == y_test).mean():.1%} right; as "
+            f"photo-like JPEGs {(as_photos == y_test).mean():.1%} right, "
+            f"{(as_photos == as_arrays).mean():.1%} the arrays' class")
+
+
 def latency_ms(path: Path, predictor, calls: int) -> list[float]:
     """Time `calls` single-image predictions of `path`, file read to answer, in ms."""
     times = []
@@ -118,6 +144,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of fashion.garment to measure a step, e.g. "
                         "WORK_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
+    parser.add_argument("--dataset-like", type=int, default=0, metavar="N", help="also score "
+                        "the first N standard test images as photo-like JPEGs "
+                        "(needs $FASHION_MNIST_DIR)")
     parser.add_argument("--latency", type=int, default=0, metavar="CALLS", help="also time "
                         "this many predictions of a 12-megapixel JPEG, end to end")
     args = parser.parse_args()
@@ -131,6 +160,10 @@ def main() -> None:
     predictor = load_predictor(args.model)
     probabilities, not_sure = predictor.answers(images)
     print(format_scores(score(probabilities, labels), labels))
+    raw = predictor.probabilities(images)
+    before, after = (expected_calibration_error(p, labels) for p in (raw, probabilities))
+    print(f"\nExpected calibration error on these photos: {before:.3f} as the model says, "
+          f"{after:.3f} calibrated (temperature {predictor.calibration.temperature:.3f}).")
     answered = score(probabilities[~not_sure], labels[~not_sure])
     print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
           f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
@@ -140,6 +173,8 @@ def main() -> None:
     print("\nNot clothing: " + ", ".join(
         f"{Path(name).stem} {'not sure' if flag else 'sure'} ({CLASS_NAMES[p.argmax()]} "
         f"{p.max():.2f})" for name, p, flag in zip(names, probabilities, not_sure, strict=True)))
+    if args.dataset_like:
+        print("\nDataset-like: " + dataset_like(args.dataset_like, predictor))
     if args.latency:
         with tempfile.TemporaryDirectory() as folder:
             path = twelve_megapixel_jpeg(files[0], Path(folder) / "12mp.jpg")
