@@ -44,7 +44,7 @@ def test_a_photo_is_drawn_light_on_black_within_the_tone_range():
     assert low - 0.1 < np.median(inside) < high + 0.05
 
 
-def test_plain_backgrounds_and_cut_outs_take_the_dataset_path():
+def test_plain_backgrounds_with_a_garment_and_cut_outs_take_the_dataset_path():
     plain = Image.new("RGB", (120, 160), (250, 250, 250))
     plain.paste((30, 30, 30), (30, 20, 90, 140))
     assert garment.photo_garment(plain, True, TRIM_TOLERANCE) is None
@@ -79,3 +79,12 @@ def test_draw_garment_negates_unless_told_not_to(invert):
     drawn = garment.draw_garment(gray, mask, invert)
     assert drawn.shape == (6, 6)
     assert (drawn[0, 0] > drawn[2, 2]) == invert  # dark cloth light when negated
+
+
+def test_a_blank_wall_is_drawn_black_even_with_a_plain_border():
+    rng = np.random.default_rng(4)
+    rows, cols = np.mgrid[0:300, 0:400]
+    wall = np.stack([200 + 20 * cols / 400, 190 + 20 * rows / 300, 180 + 0 * rows], -1)
+    wall = np.clip(wall + rng.normal(0, 3, wall.shape), 0, 255).astype(np.uint8)
+    drawn = garment.photo_garment(Image.fromarray(wall), True, TRIM_TOLERANCE)
+    assert drawn is not None and drawn.max() == 0.0

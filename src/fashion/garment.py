@@ -117,16 +117,17 @@ def draw_garment(gray: np.ndarray, mask: np.ndarray, invert: bool = True) -> np.
 def photo_garment(image: Image.Image, invert: bool, tolerance: float) -> np.ndarray | None:
     """Return the garment of a photo as float32 tones on black, not yet fitted to 28x28; all
     black when no garment stands out. Return None for a plain background (border within
-    `tolerance` of one level), which the dataset's own trimming handles as the authors did."""
+    `tolerance` of one level) with a garment on it, which the dataset's own trimming handles as
+    the authors did."""
     if image.mode[0] in "IF" or image.has_transparency_data:
         # A 16-bit scan or a cut-out: the dataset path scales the one, and lays the other on
         # white, a plain background it trims exactly.
         return None
     rgb = work_copy(image)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    mask = find_garment(rgb)
+    if not mask.any():  # a blank wall, a landscape: nothing to answer about
+        return np.zeros((1, 1), np.float32)
     if has_plain_background(gray, tolerance):
         return None
-    mask = find_garment(rgb)
-    if not mask.any():
-        return np.zeros((1, 1), np.float32)
     return draw_garment(gray, mask, invert)
