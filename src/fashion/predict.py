@@ -210,11 +210,11 @@ def format_table(results: list[dict]) -> str:
     if not results:
         return ""
     rows = [[r["file"]] + [f"{t['label']} {t['probability']:.2f}" for t in r["top"]]
-            + (["(not sure)"] if r.get("not_sure") else [])
+            + (["(not sure)" if r["not_sure"] else ""] if "not_sure" in r else [])
             + ([f"saw {r['input']}"] if "input" in r else []) for r in results]
     k = max(len(r["top"]) for r in results)
     header = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(row[c]) for row in [header, *rows] if c < len(row))
-              for c in range(k + 1)] + [0, 0]
+              for c in range(max(map(len, rows)))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
                      for row in [header, *rows])
