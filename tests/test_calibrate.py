@@ -73,3 +73,19 @@ def test_file_round_trip_missing_and_damaged(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ModelError, match="not a calibration file"):
         load_calibration(model)
+
+
+def test_calibrate_command_writes_the_file_the_predictor_loads(tiny_model_path, tmp_path,
+                                                               capsys):
+    import shutil
+
+    from fashion.cli import main
+    from fashion.predict import load_predictor
+
+    model = tmp_path / "tiny.keras"
+    shutil.copy(tiny_model_path, model)
+    assert main(["calibrate", str(model), "--split", "standard", "--limit", "500"]) == 0
+    assert "expected calibration error" in capsys.readouterr().out
+    saved = load_calibration(model)
+    assert 0.05 < saved.temperature < 20 and 0.0 <= saved.threshold <= 1.0
+    assert load_predictor(model).calibration == saved
