@@ -257,9 +257,12 @@ def test_the_shipped_model_names_the_phone_photos(tmp_path, capsys):
         assert isinstance(result["not_sure"], bool)
 
 
-def test_threshold_out_of_range_is_refused(capsys):
+def test_threshold_out_of_range_and_show_into_a_file_are_refused(tmp_path, capsys):
     assert main(["predict", str(PHOTOS), "--threshold", "1.5"]) == 2
     assert "--threshold 1.5 is out of range" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["predict", str(PHOTOS), "--show", str(tmp_path / "file")]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
 
 
 def test_a_threshold_of_one_makes_every_answer_not_sure(capsys):

@@ -147,6 +147,8 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
+    if args.show and args.show.exists() and not args.show.is_dir():
+        raise ConfigError(f"--show {args.show} is a file; name a folder for the 28x28 images")
     names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
     probabilities, not_sure = load_predictor(args.model).answers(images, args.threshold)
     results = predictions(names, probabilities, args.top, not_sure)
