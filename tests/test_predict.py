@@ -5,6 +5,7 @@ import json
 import struct
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +242,30 @@ def test_exif_orientation_is_applied():
     buffer = io.BytesIO()
     Image.new("RGB", (60, 30), "white").save(buffer, "JPEG", exif=exif)
     assert open_image(buffer.getvalue(), "turned.jpg").size == (30, 60)
+
+
+PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+
+
+def test_the_shipped_model_names_the_phone_photos(tmp_path, capsys):
+    assert main(["predict", str(PHOTOS), "--json", "--top", "2", "--show", str(tmp_path)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    right = [r["top"][0]["class_id"] == int(Path(r["file"]).parent.name) for r in results]
+    assert len(results) == 5 and all(right)
+    for result in results:
+        seen = Image.open(result["input"])
+        assert seen.size == (28, 28) and Path(result["input"]).parent == tmp_path
+        assert isinstance(result["not_sure"], bool)
+
+
+def test_threshold_out_of_range_and_show_into_a_file_are_refused(tmp_path, capsys):
+    assert main(["predict", str(PHOTOS), "--threshold", "1.5"]) == 2
+    assert "--threshold 1.5 is out of range" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["predict", str(PHOTOS), "--show", str(tmp_path / "file")]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
+
+
+def test_a_threshold_of_one_makes_every_answer_not_sure(capsys):
+    assert main(["predict", str(PHOTOS / "1"), "--threshold", "1"]) == 0
+    assert "(not sure)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """`fashion serve`: the API, refused inputs, a load test and the page in a real browser."""
 
 import asyncio
+import base64
 import io
 import json
 import os
@@ -77,6 +78,13 @@ def test_upload_gets_the_same_answer_as_the_library(client, shirt_jpeg, tiny_mod
         to_fashion_mnist(open_image(shirt_jpeg, "shirt.jpg")))[0]
     assert result["top"][0]["class_id"] == int(expected.argmax())
     assert result["top"][0]["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
+    assert result["not_sure"] is False  # a model without calibration is always sure
+    assert result["input"].startswith("data:image/png;base64,")
+    seen = Image.open(io.BytesIO(base64.b64decode(result["input"].split(",", 1)[1])))
+    assert seen.size == (28, 28)
+    everything_unsure = client.post("/predict?threshold=1", files={"file": ("shirt.jpg",
+                                                                            shirt_jpeg)})
+    assert everything_unsure.json()[0]["not_sure"] is True
 
 
 def test_json_batch(client, test_images, tiny_model_path):
@@ -232,6 +240,7 @@ def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):
             assert page.text_content("#label") == expected["top"][0]["label"]
             assert page.locator("#bars .bar").count() == 3
             assert page.evaluate("document.getElementById('preview').naturalWidth") == 200
+            assert page.evaluate("document.getElementById('seen').naturalWidth") == 28
             (tmp_path / "bad.png").write_bytes(b"not an image")
             page.set_input_files("#file", str(tmp_path / "bad.png"))
             page.wait_for_selector("#error", state="visible", timeout=30_000)

@@ -17,6 +17,7 @@ from fashion.errors import (
     InputTooLargeError,
     UnsupportedInputError,
 )
+from fashion.garment import photo_garment
 
 SIZE = 28
 # Pillow's names of the formats we read, and the file suffixes a folder is searched for.
@@ -183,8 +184,14 @@ def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
     As the dataset's authors did: grayscale, invert when the background is light (`invert`:
     auto|always|never), trim the edges of background colour, fit the longest side to 28 keeping
     the aspect ratio, and centre on a black 28x28 canvas. An image already 28x28 is taken as
-    fitted: trimming and refitting it again would only blur and shift it.
+    fitted: trimming and refitting it again would only blur and shift it. A photo whose
+    background is not plain goes through `garment.photo_garment` instead (found, cropped,
+    negated unless `invert` is never).
     """
+    if image.size != (SIZE, SIZE):
+        garment = photo_garment(image, invert != "never", TRIM_TOLERANCE)
+        if garment is not None:
+            return _fit(garment)
     pixels = np.asarray(_to_gray(image), dtype=np.float32)
     background = _border_level(pixels)
     if invert == "always" or (invert == "auto" and background > 127.5):
@@ -194,7 +201,11 @@ def to_fashion_mnist(image: Image.Image, invert: str = "auto") -> np.ndarray:
     pixels = _trim(pixels, background)
     # The dataset's background is exactly 0 and its garments span the full range: match both.
     span = max(float(pixels.max()) - background, 1.0)
-    pixels = np.clip((pixels - background) / span, 0.0, 1.0)
+    return _fit(np.clip((pixels - background) / span, 0.0, 1.0))
+
+
+def _fit(pixels: np.ndarray) -> np.ndarray:
+    """Fit float pixels in [0, 1] to 28 on their longest side, centred on black."""
     fitted = ImageOps.pad(Image.fromarray(pixels), (SIZE, SIZE),
                           method=Image.Resampling.LANCZOS, color=0.0)
     return np.clip(np.asarray(fitted, dtype=np.float32), 0.0, 1.0)

@@ -3,12 +3,15 @@ forward pass (or ONNX Runtime), and shape the answers as tables or JSON."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fashion import CLASS_NAMES, NUM_CLASSES
+from fashion.calibrate import Calibration, load_calibration
 from fashion.errors import InputError, ModelError
 from fashion.images import (
     ARRAY_SUFFIX,
@@ -29,12 +32,15 @@ class Predictor:
     adapter, callbacks and progress bar that `Model.predict` sets up on every call.
 
     `model` is a Keras model, or the path of an `.onnx` file (from `fashion export`) to run
-    with ONNX Runtime, the fastest on CPU (see the README's figures). The forward pass is built
-    on first use; `warm_up` builds it now, so that a service's first request is not the slow one.
+    with ONNX Runtime, the fastest on CPU (see the README's figures). `calibration` rescales
+    its answers and says when it is not sure (default: as the model says, always sure). The
+    forward pass is built on first use; `warm_up` builds it now, so that a service's first
+    request is not the slow one.
     """
 
-    def __init__(self, model, batch_size: int = BATCH_SIZE):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model, batch_size: int = BATCH_SIZE,
+                 calibration: Calibration = Calibration()):  # noqa: B008  frozen, so shareable
+        self.model, self.batch_size, self.calibration = model, batch_size, calibration
         self._forward = None
 
     def warm_up(self) -> Predictor:
@@ -52,11 +58,27 @@ class Predictor:
                   for i in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
+    def answers(self, images: np.ndarray, threshold: float | None = None):
+        """Return calibrated probabilities (n, 10) and a "not sure" flag per image; `threshold`
+        overrides the calibration's."""
+        return self.calibrate(self.probabilities(images), images, threshold)
+
+    def calibrate(self, probabilities: np.ndarray, images: np.ndarray,
+                  threshold: float | None = None):
+        """`answers` for probabilities already computed (the service batches requests)."""
+        calibration = self.calibration
+        if threshold is not None:
+            calibration = Calibration(calibration.temperature, threshold)
+        calibrated = calibration.apply(probabilities)
+        return calibrated, calibration.not_sure(calibrated, images)
+
 
 def load_predictor(path: str | os.PathLike | None = None) -> Predictor:
-    """Load a `.keras` model (default: the shipped one) or an exported `.onnx` model."""
+    """Load a `.keras` model (default: the shipped one) or an exported `.onnx` model, with the
+    calibration saved beside it, if any."""
     path = resolve_model_path(path)
-    return Predictor(path if path.suffix == ".onnx" else load_model(path)).warm_up()
+    return Predictor(path if path.suffix == ".onnx" else load_model(path),
+                     calibration=load_calibration(path)).warm_up()
 
 
 def _traced_forward(model):
@@ -123,6 +145,27 @@ def load_inputs(paths: list[Path], invert: str = "auto") -> tuple[list[str], np.
     return names, np.concatenate(images)
 
 
+def input_png(image: np.ndarray) -> bytes:
+    """Return a (28, 28) image in [0, 1], as the model saw it, as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def write_inputs(folder: Path, names: list[str], images: np.ndarray) -> list[Path]:
+    """Write each image the model saw as `folder/<input name>.28x28.png`; return the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (name, image) in enumerate(zip(names, images, strict=True)):
+        stem = Path(name.replace("[", "_").replace("]", "")).name
+        path = folder / f"{stem}.28x28.png"
+        if path in paths:  # the same file name in two folders
+            path = folder / f"{stem}.{i}.28x28.png"
+        path.write_bytes(input_png(image))
+        paths.append(path)
+    return paths
+
+
 def top_classes(probabilities: np.ndarray, k: int = 3) -> list[dict]:
     """Return the k most probable classes of one softmax output, best first."""
     best = np.argsort(probabilities)[::-1][:k]
@@ -130,10 +173,15 @@ def top_classes(probabilities: np.ndarray, k: int = 3) -> list[dict]:
             for i in best]
 
 
-def predictions(names: list[str], probabilities: np.ndarray, k: int = 3) -> list[dict]:
-    """Return `[{"file": name, "top": [...]}, ...]` in input order."""
-    return [{"file": name, "top": top_classes(p, k)}
-            for name, p in zip(names, probabilities, strict=True)]
+def predictions(names: list[str], probabilities: np.ndarray, k: int = 3,
+                not_sure: np.ndarray | None = None) -> list[dict]:
+    """Return `[{"file": name, "top": [...]}, ...]` in input order, with `"not_sure": bool`
+    in each when flags are given."""
+    results = [{"file": name, "top": top_classes(p, k)}
+               for name, p in zip(names, probabilities, strict=True)]
+    for result, flag in zip(results, [] if not_sure is None else not_sure, strict=False):
+        result["not_sure"] = bool(flag)
+    return results
 
 
 def format_table(results: list[dict]) -> str:
@@ -141,10 +189,11 @@ def format_table(results: list[dict]) -> str:
     if not results:
         return ""
     rows = [[r["file"]] + [f"{t['label']} {t['probability']:.2f}" for t in r["top"]]
-            for r in results]
+            + (["(not sure)" if r["not_sure"] else ""] if "not_sure" in r else [])
+            + ([f"saw {r['input']}"] if "input" in r else []) for r in results]
     k = max(len(r["top"]) for r in results)
     header = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(row[c]) for row in [header, *rows] if c < len(row))
-              for c in range(k + 1)]
+              for c in range(max(map(len, rows)))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
                      for row in [header, *rows])

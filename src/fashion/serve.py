@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from base64 import b64encode
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -32,7 +33,7 @@ from fashion.images import (
     read_image_header,
     to_fashion_mnist,
 )
-from fashion.predict import load_predictor, predictions
+from fashion.predict import input_png, load_predictor, predictions
 from fashion.workload import PASS_SIZE, Batcher, WorkGate
 
 MAX_BATCH = 1000  # images in one JSON request; their JSON also has to fit in MAX_BYTES
@@ -65,6 +66,10 @@ class TopClass(ClassInfo):
 class Prediction(BaseModel):
     file: str | None = Field(description="the uploaded file's name; null for a JSON batch")
     top: list[TopClass] = Field(description="the most probable classes, best first")
+    not_sure: bool = Field(description="the best class is below the calibrated threshold, or no "
+                           "garment was found: do not trust the answer")
+    input: str | None = Field(None, description="for an upload, the 28x28 image the model saw, "
+                              "as a PNG data URL")
 
 
 # One route takes two bodies, which FastAPI cannot declare from parameters: describe both here.
@@ -135,6 +140,9 @@ async def classes() -> list[dict]:
 async def predict(request: Request,
                   top: Annotated[int, Query(ge=1, le=10, description="classes per image")] = 3,
                   invert: Literal["auto", "always", "never"] = "auto",  # as INVERT_CHOICES
+                  threshold: Annotated[float | None, Query(
+                      ge=0.0, le=1.0, description="\"not sure\" below this calibrated "
+                      "probability (default: the model's)")] = None,
                   ) -> JSONResponse:
     """Classify one uploaded image (multipart field `file`) or a JSON batch of 28x28 arrays."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -159,13 +167,22 @@ async def predict(request: Request,
     else:
         raise HTTPException(415, f"content type {kind or 'none'} is not accepted; send "
                                  "multipart/form-data with a field `file`, or application/json")
+    probabilities, not_sure = request.app.state.predictor.calibrate(probabilities, images,
+                                                                    threshold)
+    shown = images[0] if kind == "multipart/form-data" else None  # what the model saw
     if len(names) > 1:  # a batch's 1,000 answers take 0.1 s to build and encode: not here
-        return await run_in_threadpool(_respond, names, probabilities, top)
-    return _respond(names, probabilities, top)
+        return await run_in_threadpool(_respond, names, probabilities, top, not_sure, shown)
+    return _respond(names, probabilities, top, not_sure, shown)
 
 
-def _respond(names: list, probabilities: np.ndarray, top: int) -> JSONResponse:
-    return JSONResponse(predictions(names, probabilities, top))
+def _respond(names: list, probabilities: np.ndarray, top: int, not_sure: np.ndarray,
+             shown: np.ndarray | None = None) -> JSONResponse:
+    """The answers as JSON; with `shown`, one upload's answer carries the 28x28 the model saw
+    as a PNG data URL, for the page to show beside the photo."""
+    results = predictions(names, probabilities, top, not_sure)
+    if shown is not None:
+        results[0]["input"] = "data:image/png;base64," + b64encode(input_png(shown)).decode()
+    return JSONResponse(results)
 
 
 def _too_large(what: str) -> HTTPException:

@@ -35,6 +35,13 @@ def add_commands(commands) -> None:
                          help="the HTML page with every run's curves (default: compare.html)")
     compare.set_defaults(handler=cmd_compare)
 
+    calibrate = commands.add_parser("calibrate", help="fit temperature scaling and the \"not "
+                                    "sure\" threshold on the validation split")
+    calibrate.add_argument("model", type=Path, metavar="MODEL", help="a .keras model; writes "
+                           "MODEL's name + .calibration.json beside it")
+    add_data_options(calibrate)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
     _add_predict_parser(commands)
     _add_export_parser(commands)
     _add_serve_parser(commands)
@@ -53,6 +60,10 @@ def _add_predict_parser(commands) -> None:
                          help="make the garment light on black: auto (when the background is "
                          "light, the default), always or never")
     predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
+    predict.add_argument("--threshold", type=float, help="answer \"not sure\" below this "
+                         "calibrated probability (default: the model's, chosen on validation)")
+    predict.add_argument("--show", type=Path, metavar="DIR", help="write the 28x28 image the "
+                         "model saw for each input into DIR, as <input name>.28x28.png")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(handler=cmd_predict)
 
@@ -99,6 +110,26 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from fashion.calibrate import calibrate, write_calibration
+    from fashion.config import config_from_preset
+    from fashion.data import load_splits
+    from fashion.model_files import load_model
+    from fashion.predict import Predictor
+
+    predictor = Predictor(load_model(args.model))  # uncalibrated: what is being calibrated
+    splits = load_splits(config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
+                                            data_dir=args.data_dir))
+    calibration, record = calibrate(predictor.probabilities(splits.x_val), splits.y_val)
+    path = write_calibration(args.model, calibration, record)
+    print(f"validation ({splits.name} split, {record['images']:,} images): temperature "
+          f"{calibration.temperature:.3f}, expected calibration error {record['ece_before']:.4f}"
+          f" -> {record['ece_after']:.4f}; \"not sure\" below {calibration.threshold:.3f} "
+          f"({record['not_sure_share']:.1%} of validation images, accuracy of the rest "
+          f"{record['accuracy_answered']:.4f}) -> {path}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from fashion.report import is_partial, write_partial_report, write_report
     from fashion.rundir import CONFIG
@@ -136,13 +167,26 @@ def cmd_predict(args) -> int:
     import json
 
     from fashion.errors import ConfigError
-    from fashion.predict import format_table, load_inputs, load_predictor, predictions
+    from fashion.predict import (
+        format_table,
+        load_inputs,
+        load_predictor,
+        predictions,
+        write_inputs,
+    )
 
     if not 1 <= args.top <= 10:
         raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
+    if args.show and args.show.exists() and not args.show.is_dir():
+        raise ConfigError(f"--show {args.show} is a file; name a folder for the 28x28 images")
     names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
-    probabilities = load_predictor(args.model).probabilities(images)
-    results = predictions(names, probabilities, args.top)
+    probabilities, not_sure = load_predictor(args.model).answers(images, args.threshold)
+    results = predictions(names, probabilities, args.top, not_sure)
+    if args.show:
+        for result, path in zip(results, write_inputs(args.show, names, images), strict=True):
+            result["input"] = str(path)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 
