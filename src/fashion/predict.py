@@ -127,14 +127,15 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_inputs(paths: list[Path], invert: str = "auto") -> tuple[list[str], np.ndarray]:
+def load_inputs(paths: list[Path], invert: str = "auto",
+                track=lambda files: files) -> tuple[list[str], np.ndarray]:
     """Read and preprocess every input before any is scored, so a bad file stops the run early.
 
-    Returns a name per image (`file.npy[i]` for images inside an array of several) and a
-    float32 (n, 28, 28) array.
+    `track` wraps the list of files as it is read, e.g. in a progress bar. Returns a name per
+    image (`file.npy[i]` for images inside an array of several) and a float32 (n, 28, 28) array.
     """
     names, images = [], []
-    for path in collect_inputs(paths):
+    for path in track(collect_inputs(paths)):
         if path.suffix.lower() == ARRAY_SUFFIX:
             array_names, array = read_array_file(path)
             names += array_names

@@ -65,6 +65,7 @@ def _add_predict_parser(commands) -> None:
     predict.add_argument("--show", type=Path, metavar="DIR", help="write the 28x28 image the "
                          "model saw for each input into DIR, as <input name>.28x28.png")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar while reading")
     predict.set_defaults(handler=cmd_predict)
 
 
@@ -181,7 +182,8 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
     if args.show and args.show.exists() and not args.show.is_dir():
         raise ConfigError(f"--show {args.show} is a file; name a folder for the 28x28 images")
-    names, images = load_inputs(args.paths, args.invert)  # every input checked before the model
+    # Every input checked before the model loads.
+    names, images = load_inputs(args.paths, args.invert, track=_progress_bar("reading", args))
     probabilities, not_sure = load_predictor(args.model).answers(images, args.threshold)
     results = predictions(names, probabilities, args.top, not_sure)
     if args.show:
@@ -189,6 +191,23 @@ def cmd_predict(args) -> int:
             result["input"] = str(path)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
+
+
+def _progress_bar(description: str, args):
+    """Wrap a list in rich's progress bar on a terminal's stderr (stdout may be JSON); none
+    with --quiet, into a file or pipe, or for a handful of items."""
+    import sys
+
+    def track(items):
+        if args.quiet or not sys.stderr.isatty() or len(items) < 20:
+            return items
+        from rich.console import Console
+        from rich.progress import track as rich_track
+
+        return rich_track(items, description=description, console=Console(stderr=True),
+                          transient=True)
+
+    return track
 
 
 def cmd_export(args) -> int:
