@@ -91,7 +91,8 @@ def test_corrupt_data_leaves_no_run_directory(data_dir, tmp_path, capsys):
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
     out = tmp_path / "run"
     assert main(["run", "--data-dir", str(bad), "--out", str(out), *TINY]) == 1
-    assert "t10k-labels-idx1-ubyte.gz is truncated or not a gzip file" in capsys.readouterr().err
+    assert "t10k-labels-idx1-ubyte.gz is truncated, damaged or not a gzip file" in \
+        capsys.readouterr().err
     assert not out.exists()
 
 
