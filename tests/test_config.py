@@ -11,6 +11,13 @@ def test_seed_preset_is_the_notebooks_search():
     assert config.objective == "val_accuracy" and config.objective_direction == "max"
 
 
+def test_seed_preset_retrains_as_the_notebook_did():
+    # 20 epochs, the weights of the best validation accuracy restored, never stopped early.
+    config = config_from_preset("seed")
+    assert (config.final_epochs, config.final_monitor) == (20, "val_accuracy")
+    assert config.final_patience >= config.final_epochs
+
+
 def test_explicit_options_win_over_the_preset():
     config = config_from_preset("seed", max_epochs=3, factor=None)
     assert config.max_epochs == 3 and config.factor == PRESETS["seed"]["factor"]
@@ -25,6 +32,7 @@ def test_explicit_options_win_over_the_preset():
     (dict(limit=5), "--limit must be an integer >= 20"),
     (dict(space="vgg", final_time_budget=0.0), "--final-time-budget must be a positive number"),
     (dict(space="cnn", final_time_budget=10.0), "--final-time-budget needs --space vgg"),
+    (dict(final_monitor="accuracy"), "unknown final monitor 'accuracy'"),
 ])
 def test_absurd_options_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
