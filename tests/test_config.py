@@ -49,3 +49,11 @@ def test_best_preset_fits_an_hour_and_keeps_the_test_set_out_of_every_choice():
     assert config.space == "vgg" and config.split == "standard"
     assert config.time_budget + config.final_time_budget <= 57  # minutes left for data and report
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
+
+
+def test_default_preset_fits_fifteen_minutes_on_the_seed_split():
+    config = config_from_preset("default")
+    assert config.space == "vgg_quick" and config.split == "seed"
+    # 2 minutes left for data, the one-trial search, evaluation and the report.
+    assert config.max_trials == 1 and config.final_time_budget <= 13
+    assert config.final_patience is None  # the one-cycle schedule's last weights are kept
