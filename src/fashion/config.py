@@ -108,11 +108,12 @@ PRESETS: dict[str, dict] = {
     # 15 minutes on 2 CPU cores spent training one good network rather than searching many
     # (README has figures): the vgg network with every setting fixed (vgg_quick says why), so
     # the search is one 1-epoch trial on 1,280 images that checks the space builds and trains;
-    # then one-cycle epochs on all the training images, annealed to end by 13 minutes. About a
-    # minute is left for loading, that trial, evaluation and the report.
+    # then one-cycle epochs on all the training images, annealed to end by 12.5 minutes. About a
+    # minute and a half is left for loading, that trial, evaluation and the report (77 s under
+    # a load average of 7).
     "default": dict(space="vgg_quick", tuner="random", max_trials=1, max_epochs=1,
                     time_budget=None, search_patience=None, search_images=1280,
-                    final_epochs=40, final_patience=None, final_time_budget=13.0),
+                    final_epochs=40, final_patience=None, final_time_budget=12.5),
     # The most accurate model an hour on 2 CPU cores affords (docs/benchmarks.md has figures):
     # the fixed vgg network, Hyperband ranking its training settings on 1-, 3- and 9-epoch runs
     # of 12,000 images for 6 minutes, then 50 one-cycle epochs on all the training images,

@@ -275,6 +275,7 @@ class QuickVGGHyperModel(VGGHyperModel):
     """
 
     dtype_policy = "mixed_bfloat16"
+    convolutions = (1, 1, 1)
     FIXED = {"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.2,
              "label_smoothing": 0.1, "erase_probability": 0.5}
 
