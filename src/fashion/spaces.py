@@ -275,9 +275,8 @@ class QuickVGGHyperModel(VGGHyperModel):
     """
 
     dtype_policy = "mixed_bfloat16"
-    convolutions = (1, 1, 1)
     FIXED = {"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.2,
-             "label_smoothing": 0.1, "erase_probability": 0.5}
+             "label_smoothing": 0.1, "erase_probability": 0.0}
 
     def build(self, hp):
         # Declared first, so the parent's `hp.Choice`/`hp.Float` of these names return them.
