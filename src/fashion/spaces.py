@@ -209,8 +209,6 @@ class VGGHyperModel(keras_tuner.HyperModel):
     # the same trials scored 0.81-0.89.
     batch_norm_momentum = 0.9
     dtype_policy = None
-    # Keep an exponential moving average of the weights and end training with it.
-    use_ema = False
 
     def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -239,7 +237,7 @@ class VGGHyperModel(keras_tuner.HyperModel):
         learning_rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log", default=3e-3)
         optimizer = keras.optimizers.AdamW(
             learning_rate, weight_decay=hp.Float("weight_decay", 1e-3, 1e-1, sampling="log",
-                                                 default=1e-2), use_ema=self.use_ema)
+                                                 default=1e-2))
         loss = keras.losses.CategoricalCrossentropy(
             label_smoothing=hp.Choice("label_smoothing", [0.0, 0.1], default=0.1))
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
@@ -277,7 +275,6 @@ class QuickVGGHyperModel(VGGHyperModel):
     """
 
     dtype_policy = "mixed_bfloat16"
-    use_ema = True
     FIXED = {"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.2,
              "label_smoothing": 0.1, "erase_probability": 0.0}
 
