@@ -57,3 +57,9 @@ def test_default_preset_fits_fifteen_minutes_on_the_seed_split():
     # 2 minutes left for data, the one-trial search, evaluation and the report.
     assert config.max_trials == 1 and config.final_time_budget <= 13
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
+
+
+def test_another_space_from_the_default_preset_drops_its_deadline():
+    assert config_from_preset("default", space="cnn").final_time_budget is None
+    with pytest.raises(ConfigError, match="--final-time-budget needs --space vgg"):
+        config_from_preset("default", space="cnn", final_time_budget=5.0)

@@ -76,9 +76,9 @@ class RunConfig:
                 raise ConfigError(f"--final-time-budget must be a positive number of minutes, "
                                   f"got {self.final_time_budget}")
             if self.space not in DEADLINE_SPACES:
-                raise ConfigError("--final-time-budget needs --space vgg, whose learning-rate "
-                                  "schedule anneals to fit it; for another space start from "
-                                  "--preset default and cap training with --final-epochs")
+                raise ConfigError("--final-time-budget needs --space vgg or vgg_quick, whose "
+                                  "learning-rate schedule anneals to fit it; for another "
+                                  "space cap training with --final-epochs")
         if self.search_patience is not None:
             _check_at_least("search-patience", self.search_patience, 0)
         if self.search_images is not None:
@@ -128,7 +128,13 @@ def config_from_preset(preset: str = "default", **overrides) -> RunConfig:
     """Build a config from a preset, with explicit options (those not None) winning."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    chosen = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    chosen = {**PRESETS[preset], **explicit}
+    if chosen.get("space", RunConfig.space) not in DEADLINE_SPACES \
+            and "final_time_budget" not in explicit:
+        # A preset's deadline serves its own vgg space: `--space cnn` from the default preset
+        # trains to --final-epochs instead of being refused.
+        chosen.pop("final_time_budget", None)
     return RunConfig(preset=preset, **chosen)
 
 
