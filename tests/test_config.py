@@ -59,6 +59,11 @@ def test_default_preset_fits_fifteen_minutes_on_the_seed_split():
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
 
 
+def test_cnn_preset_is_the_old_default_search():
+    config = config_from_preset("cnn")
+    assert (config.space, config.tuner, config.search_images) == ("cnn", "hyperband", 20000)
+
+
 def test_another_space_from_the_default_preset_drops_its_deadline():
     assert config_from_preset("default", space="cnn").final_time_budget is None
     with pytest.raises(ConfigError, match="--final-time-budget needs --space vgg"):

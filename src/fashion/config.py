@@ -114,6 +114,9 @@ PRESETS: dict[str, dict] = {
     "default": dict(space="vgg_quick", tuner="random", max_trials=1, max_epochs=1,
                     time_budget=None, search_patience=None, search_images=1280,
                     final_epochs=40, final_patience=None, final_time_budget=12.5),
+    # The default before issue 12, kept for searches of the cnn space: Hyperband over a small
+    # CNN on 20,000 images for 8 minutes, then up to 15 epochs (RunConfig's own defaults).
+    "cnn": dict(),
     # The most accurate model an hour on 2 CPU cores affords (docs/benchmarks.md has figures):
     # the fixed vgg network, Hyperband ranking its training settings on 1-, 3- and 9-epoch runs
     # of 12,000 images for 6 minutes, then 50 one-cycle epochs on all the training images,
