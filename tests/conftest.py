@@ -119,11 +119,15 @@ def photo_like(image, rng, size=(200, 250)):
 
 @pytest.fixture(scope="session")
 def tiny_run(data_dir, tmp_path_factory):
-    """A finished run directory: 200 images a split, 3 one-epoch trials, 2 epochs of training."""
+    """A finished run directory: 200 images a split, 3 one-epoch trials, 2 epochs of training.
+
+    The cnn space, as the default preset's `vgg_quick` searches nothing and the report's
+    tuning figures need trials that differ.
+    """
     out = tmp_path_factory.mktemp("report") / "run"
     done = subprocess.run(
         [sys.executable, "-m", "fashion.cli", "run", "--data-dir", str(data_dir), "--out",
-         str(out), "--limit", "200", "--tuner", "random", "--max-trials", "3",
+         str(out), "--limit", "200", "--space", "cnn", "--tuner", "random", "--max-trials", "3",
          "--max-epochs", "1", "--final-epochs", "2"],
         capture_output=True, text=True, timeout=600,
         env={**os.environ, "KERAS_MAX_STEPS_PER_EPOCH": "2"})

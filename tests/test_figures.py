@@ -25,4 +25,5 @@ def test_kept_epoch_is_early_stoppings_lowest_validation_loss_or_the_last():
                "val_accuracy": [0.7, 0.8, 0.9, 0.85]}
     # EarlyStopping restores its first minimum of validation loss, not the best accuracy.
     assert kept_epoch(history, final_patience=3)[0] == 2
+    assert kept_epoch(history, final_patience=3, monitor="val_accuracy")[0] == 3  # seed preset
     assert kept_epoch(history, final_patience=None)[0] == 4

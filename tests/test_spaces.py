@@ -2,6 +2,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from keras_tuner.engine.hyperparameters import Fixed
 
 from fashion.schedules import OneCycle
 from fashion.spaces import (
@@ -9,6 +10,7 @@ from fashion.spaces import (
     AugmentedBatches,
     CNNHyperModel,
     MLPHyperModel,
+    QuickVGGHyperModel,
     VGGHyperModel,
     build_hypermodel,
     compile_options,
@@ -97,6 +99,7 @@ def test_build_hypermodel_by_name():
     assert isinstance(build_hypermodel("mlp"), MLPHyperModel)
     assert isinstance(build_hypermodel("cnn"), CNNHyperModel)
     assert isinstance(build_hypermodel("vgg"), VGGHyperModel)
+    assert isinstance(build_hypermodel("vgg_quick"), QuickVGGHyperModel)
 
 
 def test_random_erasing_zeroes_one_rectangle_per_chosen_image():
@@ -126,3 +129,26 @@ def test_vgg_space_fits_with_its_schedule_and_erasing():
     # One step an epoch: the second, last step ran at half-way through the one-cycle schedule.
     assert float(model.optimizer.learning_rate) == pytest.approx(
         OneCycle(hp.get("learning_rate")).rate(0.5), rel=1e-5)
+
+
+def test_quick_vgg_space_fixes_every_setting_and_computes_in_bfloat16():
+    hp = keras_tuner.HyperParameters()
+    hypermodel = QuickVGGHyperModel(seed=0)
+    model = hypermodel.build(hp)
+    tunable = [p.name for p in hp.space if not isinstance(p, Fixed)]
+    assert tunable == []
+    assert {name: hp.get(name) for name in QuickVGGHyperModel.FIXED} == QuickVGGHyperModel.FIXED
+    assert hp.get("label_smoothing") == 0.1 and hp.get("erase_probability") == 0.0
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.dtype_policy.name == "mixed_bfloat16" and conv.variable_dtype == "float32"
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax
+    x = np.random.rand(64, 28, 28, 1).astype("float32")
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x[:2], verbose=0).dtype == np.float32
+
+
+def test_vgg_space_keeps_keras_global_precision():
+    model = VGGHyperModel().build(keras_tuner.HyperParameters())
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

@@ -60,23 +60,26 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, path: Path, per_class: 
     return save_figure(fig, path)
 
 
-def kept_epoch(history: dict[str, list[float]], final_patience: int | None) -> tuple[int, str]:
+def kept_epoch(history: dict[str, list[float]], final_patience: int | None,
+               monitor: str = "val_loss") -> tuple[int, str]:
     """The 1-based epoch whose weights the final model has, and why.
 
-    `EarlyStopping(restore_best_weights=True)` watches validation loss and restores its first
-    minimum even when it never stopped; without it (the vgg space's schedule) the last epoch's
-    weights are kept.
+    `EarlyStopping(restore_best_weights=True)` watches `monitor` (validation loss or accuracy)
+    and restores its first best epoch even when it never stopped; without it (the vgg space's
+    schedule) the last epoch's weights are kept.
     """
     if final_patience is None:
         return len(history["loss"]), "the last, as the one-cycle schedule ends"
-    return int(np.nanargmin(history["val_loss"])) + 1, "lowest validation loss"
+    if monitor == "val_accuracy":
+        return int(np.nanargmax(history[monitor])) + 1, "highest validation accuracy"
+    return int(np.nanargmin(history[monitor])) + 1, "lowest validation loss"
 
 
 def plot_training_curves(history: dict[str, list[float]], final_patience: int | None,
-                         path: Path) -> Path:
+                         path: Path, monitor: str = "val_loss") -> Path:
     """Save loss and accuracy per epoch, training and validation, with the kept epoch marked."""
     epochs = np.arange(1, len(history["loss"]) + 1)
-    kept, reason = kept_epoch(history, final_patience)
+    kept, reason = kept_epoch(history, final_patience, monitor)
     fig, axes = _subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[metric], "o-", label="training")

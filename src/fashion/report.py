@@ -97,8 +97,8 @@ def write_partial_report(run_dir: Path) -> Path:
         figures = make_trial_figures(files, folder)
         if files.history:
             figures["curves"] = _figure("curves", plots.plot_training_curves(
-                files.history, files.config.final_patience, folder / "training_curves.png"),
-                files.config.objective)
+                files.history, files.config.final_patience, folder / "training_curves.png",
+                files.config.final_monitor), files.config.objective)
         done = len(finished(trials))
         sections = [Section("Partial report", [
             f"This run has not finished: it is still running, or was interrupted (rerun its "
@@ -190,7 +190,8 @@ def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[s
     worst = worst_misclassified(splits.y_test, probabilities, N_WORST)
     paths = {
         "curves": plots.plot_training_curves(files.history, config.final_patience,
-                                              folder / "training_curves.png"),
+                                              folder / "training_curves.png",
+                                              config.final_monitor),
         "confusion": plots.plot_confusion_matrices(test["confusion_matrix"],
                                                     folder / "confusion_matrix.png"),
         "f1": plots.plot_per_class_f1(test["per_class"], test["macro_f1"],
@@ -226,7 +227,7 @@ def build_sections(files: RunFiles, figures: dict[str, Figure]) -> list[Section]
 def summary_text(files: RunFiles) -> str:
     m, config = files.metrics, files.config
     test = m["test"]
-    kept, _ = plots.kept_epoch(files.history, config.final_patience)
+    kept, _ = plots.kept_epoch(files.history, config.final_patience, config.final_monitor)
     return (f"On the {test['n_images']:,} test images of the `{m['split']}` split the model is "
             f"right {test['accuracy']:.2%} of the time (macro F1 {test['macro_f1']:.4f}); the "
             f"right class is among its top two guesses {test['top2_accuracy']:.2%} of the time. "
