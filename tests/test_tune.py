@@ -21,9 +21,9 @@ from fashion.cli import main
 from fashion.upstream import releasing_traced_graphs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-# The cnn space: the default preset's vgg_quick fixes every hyperparameter, so a search of it
-# runs one trial.
-TINY = ["--limit", "200", "--max-epochs", "1", "--tuner", "random", "--space", "cnn"]
+# The cnn preset (the old default): the default preset's vgg_quick space fixes every
+# hyperparameter, so a search of it runs one trial.
+TINY = ["--limit", "200", "--max-epochs", "1", "--tuner", "random", "--preset", "cnn"]
 # Subprocesses: two steps per epoch whatever the data, and our sources first on the path.
 SUBPROCESS_ENV = {"KERAS_MAX_STEPS_PER_EPOCH": "2",
                   "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
