@@ -88,7 +88,8 @@ def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
     keras.config.set_max_epochs(1)
     try:
         assert main(["tune", "--data-dir", str(data_dir), "--out", str(out), "--limit", "200",
-                     "--tuner", "hyperband", "--max-epochs", "3", "--factor", "3"]) == 0
+                     "--preset", "cnn", "--tuner", "hyperband", "--max-epochs", "3",
+                     "--factor", "3"]) == 0
     finally:
         keras.config.set_max_epochs(None)
     trials = _trials(out)
