@@ -4,17 +4,16 @@ import numpy as np
 import pytest
 from keras_tuner.engine.hyperparameters import Fixed
 
+from fashion.augment import AugmentedBatches, erase_random_rectangles
 from fashion.schedules import OneCycle
 from fashion.spaces import (
     MLP_LEARNING_RATES,
-    AugmentedBatches,
     CNNHyperModel,
     MLPHyperModel,
     QuickVGGHyperModel,
     VGGHyperModel,
     build_hypermodel,
     compile_options,
-    erase_random_rectangles,
 )
 
 
