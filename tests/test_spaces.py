@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from keras_tuner.engine.hyperparameters import Fixed
 
-from fashion.augment import AugmentedBatches, erase_random_rectangles
+from fashion.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
+from fashion.errors import ConfigError
+from fashion.networks import NETWORKS
 from fashion.schedules import OneCycle
 from fashion.spaces import (
     MLP_LEARNING_RATES,
@@ -14,6 +16,7 @@ from fashion.spaces import (
     VGGHyperModel,
     build_hypermodel,
     compile_options,
+    fixed_hyperparameters,
 )
 
 
@@ -151,3 +154,61 @@ def test_quick_vgg_space_fixes_every_setting_and_computes_in_bfloat16():
 def test_vgg_space_keeps_keras_global_precision():
     model = VGGHyperModel().build(keras_tuner.HyperParameters())
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+
+
+def test_vgg_space_searches_only_what_short_trials_can_rank():
+    hp = keras_tuner.HyperParameters()
+    VGGHyperModel(seed=0).build(hp)
+    searched = sorted(p.name for p in hp.space if not isinstance(p, Fixed))
+    assert searched == ["dropout", "learning_rate", "weight_decay"]
+    assert fixed_hyperparameters("vgg") == {"label_smoothing": 0.1, "erase_probability": 0.5}
+    assert fixed_hyperparameters("cnn") == {}
+
+
+@pytest.mark.parametrize("network, parameters", [
+    ("vgg", 193_194), ("vgg-wide", None), ("vgg-2x", None), ("wrn-16-4", None)])
+def test_each_network_builds_at_its_width(network, parameters):
+    model = VGGHyperModel(network=network).build(keras_tuner.HyperParameters())
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+                    and layer.kernel_size == (3, 3)]
+    shape = NETWORKS[network]
+    assert len(convolutions) == sum(shape.convolutions)
+    assert sorted({layer.filters for layer in convolutions}) == sorted(shape.widths)
+    has_shortcuts = any(isinstance(layer, keras.layers.Add) for layer in model.layers)
+    assert has_shortcuts == shape.residual
+    if parameters:
+        assert model.count_params() == parameters  # the network every preset was measured with
+
+
+def test_unknown_network_is_refused():
+    with pytest.raises(ConfigError, match="unknown network 'vgg-9x'; choose one of vgg, "):
+        VGGHyperModel(network="vgg-9x")
+
+
+def test_in_graph_augmentation_trains_and_leaves_inference_alone():
+    hp = keras_tuner.HyperParameters()
+    hypermodel = VGGHyperModel(seed=0, augment_in_graph=True)
+    hypermodel.declare_hyperparameters(hp)
+    model = hypermodel.build(hp)
+    augmentation = model.get_layer("augmentation")
+    names = [type(layer).__name__ for layer in augmentation.layers]
+    assert names == ["RandomFlip", "RandomTranslation", "RandomErasing"]
+    x = np.random.rand(64, 28, 28, 1).astype("float32")
+    # Inference: the layers pass images through; training: they change them.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(augmentation(x, training=True)), x)
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_shuffled_batches_are_a_function_of_seed_epoch_and_index():
+    x = np.arange(100, dtype="float32").reshape(100, 1, 1, 1)
+    batches = ShuffledBatches(x, np.arange(100), batch_size=32, seed=3)
+    first = [batches[i][1] for i in range(len(batches))]
+    assert sorted(np.concatenate(first)) == list(range(100))  # each image once an epoch
+    batches.epoch = 1
+    assert not np.array_equal(batches[0][1], first[0])  # reshuffled each epoch
+    again = ShuffledBatches(x, np.arange(100), batch_size=32, seed=3)
+    again.epoch = 1
+    np.testing.assert_array_equal(again[2][1], batches[2][1])

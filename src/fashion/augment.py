@@ -1,4 +1,4 @@
-"""Augmentation on the host: shuffled batches of flipped, shifted and partly erased images."""
+"""Batches on the host: shuffled, resumable, and flipped, shifted and partly erased in NumPy."""
 
 from __future__ import annotations
 
@@ -6,19 +6,16 @@ import keras
 import numpy as np
 
 
-class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled batches with random horizontal flips and shifts of up to 2 pixels.
-
-    Done in NumPy on whole batches so it works on every Keras backend and costs far less than
-    the training step it feeds. Every batch is a pure function of (seed, epoch, index), whatever
-    order Keras fetches it in, so a training resumed at epoch k sees what an uninterrupted one
-    saw: fit with `shuffle=False` (the order is shuffled here) and the `follow_epochs` callback.
+class ShuffledBatches(keras.utils.PyDataset):
+    """Batches in an order shuffled afresh each epoch, each a pure function of (seed, epoch,
+    index) whatever order Keras fetches them in, so a training resumed at epoch k sees what an
+    uninterrupted one saw: fit with `shuffle=False` (the order is shuffled here) and the
+    `follow_epochs` callback. Keras's own shuffle cannot be resumed mid-way.
     """
 
-    def __init__(self, x, y, batch_size, seed=0, max_shift=2, erase_probability=0.0):
+    def __init__(self, x, y, batch_size, seed=0):
         super().__init__()
-        self.x, self.y, self.batch_size, self.max_shift = x, y, batch_size, max_shift
-        self.erase_probability = erase_probability
+        self.x, self.y, self.batch_size = x, y, batch_size
         self.seed, self.epoch = seed, 0
         self._order_of = (None, None)  # (epoch, its permutation)
 
@@ -36,9 +33,28 @@ class AugmentedBatches(keras.utils.PyDataset):
                               .permutation(len(self.x)))
         return self._order_of[1]
 
+    def rows(self, index) -> np.ndarray:
+        return self.order()[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        rows = self.rows(index)
+        return self.x[rows], self.y[rows]
+
+
+class AugmentedBatches(ShuffledBatches):
+    """Shuffled batches with random horizontal flips and shifts of up to 2 pixels.
+
+    Done in NumPy on whole batches so it works on every Keras backend and costs far less than
+    a CPU's training step (a GPU's is another matter: see `VGGHyperModel.augment_in_graph`).
+    """
+
+    def __init__(self, x, y, batch_size, seed=0, max_shift=2, erase_probability=0.0):
+        super().__init__(x, y, batch_size, seed=seed)
+        self.max_shift, self.erase_probability = max_shift, erase_probability
+
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, self.epoch, index + 1])
-        rows = self.order()[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.rows(index)
         images = self.x[rows]
         flip = rng.random(len(rows)) < 0.5
         images[flip] = images[flip, :, ::-1]
