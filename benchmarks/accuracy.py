@@ -67,7 +67,7 @@ def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
     })
 
 
-def run_row(name: str, run_dir: Path, limit: int | None) -> float:
+def run_row(name: str, run_dir: Path, limit: int | None, budget: float | None = None) -> float:
     """Produce one row's run folder in a fresh process; return its wall time in seconds."""
     if name == "notebook":
         command = [sys.executable, "-m", "benchmarks.accuracy", "--train-notebook-mlp",
@@ -77,6 +77,8 @@ def run_row(name: str, run_dir: Path, limit: int | None) -> float:
                    "standard", "--out", str(run_dir), "--overwrite"]
     if limit:
         command += ["--limit", str(limit)]
+    if budget and name != "notebook":
+        command += ["--budget", f"{budget:g}"]
     print(f"[accuracy] {name}: {' '.join(command)}", flush=True)
     started = time.monotonic()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if name != "best" else None)
@@ -110,14 +112,16 @@ def measure_test_accuracies(model_path: Path, limit: int | None) -> dict[str, fl
     return accuracies
 
 
-def measure(names: list[str], out: Path, limit: int | None) -> list[dict]:
+def measure(names: list[str], out: Path, limit: int | None,
+            budget: float | None = None) -> list[dict]:
     """Run each named row into its folder under `out` and collect its figures."""
     rows = []
     # The best preset first: the row the issue is judged on finishes earliest.
     for name in sorted(names, key=RUN_ORDER.index):
         run_dir = out / name
-        wall_seconds = run_row(name, run_dir, limit)
+        wall_seconds = run_row(name, run_dir, limit, budget)
         metrics = json.loads((run_dir / "metrics.json").read_text())
+        plan = json.loads((run_dir / "config.json").read_text()).get("plan")
         rows.append({
             "name": name,
             "description": ROWS[name],
@@ -127,6 +131,8 @@ def measure(names: list[str], out: Path, limit: int | None) -> list[dict]:
             "wall_s": round(wall_seconds, 1),
             "val_accuracy": metrics["validation"]["accuracy"],
             "test_accuracy": measure_test_accuracies(run_dir / "model.keras", limit),
+            "plan": plan and {k: plan[k] for k in ("budget_minutes", "device", "network",
+                                                   "precision", "epochs")},
         })
     return sorted(rows, key=lambda row: list(ROWS).index(row["name"]))
 
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--limit", type=int, help="images per split, for a quick check of the "
                         "script itself (its figures mean nothing)")
+    parser.add_argument("--budget", type=float, metavar="MINUTES", help="the default and best "
+                        "rows' --budget (default: their presets', 15 and 60 minutes)")
     parser.add_argument("--reevaluate", action="store_true", help="score the models already "
                         "in --out again (timings kept from its accuracy.json), training nothing")
     parser.add_argument("--train-notebook-mlp", type=Path, help=argparse.SUPPRESS)
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         load_at_start = os.getloadavg()[0]
-        rows = measure(args.only or list(ROWS), args.out, args.limit)
+        rows = measure(args.only or list(ROWS), args.out, args.limit, args.budget)
         record = {"machine": machine(), "started": started, "limit": args.limit, "rows": rows}
         summary = (f"machine: {machine()}\nstarted {started}, load average at start "
                    f"{load_at_start:.2f}, at end {os.getloadavg()[0]:.2f}")

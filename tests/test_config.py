@@ -33,6 +33,10 @@ def test_explicit_options_win_over_the_preset():
     (dict(space="vgg", final_time_budget=0.0), "--final-time-budget must be a positive number"),
     (dict(space="cnn", final_time_budget=10.0), "--final-time-budget needs --space vgg"),
     (dict(final_monitor="accuracy"), "unknown final monitor 'accuracy'"),
+    (dict(space="vgg", budget=1.0), "--budget must be at least 3 minutes, got 1.0"),
+    (dict(space="vgg", budget=float("nan")), "--budget must be at least 3 minutes"),
+    (dict(network="resnet"), "unknown network 'resnet'"),
+    (dict(precision="float8"), "unknown precision 'float8'"),
 ])
 def test_absurd_options_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -44,19 +48,34 @@ def test_unknown_preset_is_refused():
         config_from_preset("fast")
 
 
-def test_best_preset_fits_an_hour_and_keeps_the_test_set_out_of_every_choice():
+def test_best_preset_plans_an_hour_and_keeps_the_test_set_out_of_every_choice():
     config = config_from_preset("best")
     assert config.space == "vgg" and config.split == "standard"
-    assert config.time_budget + config.final_time_budget <= 57  # minutes left for data and report
+    assert config.budget == 60  # minutes and epochs come from its plan (test_plan)
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
 
 
-def test_default_preset_fits_fifteen_minutes_on_the_seed_split():
+def test_default_preset_plans_fifteen_minutes_on_the_seed_split():
     config = config_from_preset("default")
     assert config.space == "vgg_quick" and config.split == "seed"
-    # 2 minutes left for data, the one-trial search, evaluation and the report.
-    assert config.max_trials == 1 and config.final_time_budget <= 13
+    assert config.max_trials == 1 and config.budget == 15
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
+
+
+def test_minutes_and_epochs_are_planned_or_set_by_hand_not_both():
+    with pytest.raises(ConfigError, match="--budget plans the minutes and epochs itself, so "
+                       "--final-epochs, --time-budget cannot go with it"):
+        config_from_preset("best", final_epochs=5, time_budget=2.0)
+    by_hand = config_from_preset("best", planned=False, final_epochs=5)
+    assert by_hand.budget is None and by_hand.final_epochs == 5
+    with pytest.raises(ConfigError, match="--budget and --no-budget contradict"):
+        config_from_preset("best", planned=False, budget=30.0)
+
+
+def test_another_space_drops_the_presets_budget_but_not_an_explicit_one():
+    assert config_from_preset("default", space="cnn").budget is None
+    with pytest.raises(ConfigError, match="--budget needs --space vgg or vgg_quick"):
+        config_from_preset("default", space="cnn", budget=20.0)
 
 
 def test_cnn_preset_is_the_old_default_search():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fashion.errors import ConfigError
+from fashion.networks import NETWORKS
 
 SPACES = ("mlp", "cnn", "vgg", "vgg_quick")
 # Spaces whose one-cycle schedule can anneal to a wall-clock deadline.
@@ -15,6 +16,9 @@ DEADLINE_SPACES = ("vgg", "vgg_quick")
 TUNERS = ("hyperband", "random", "bayesian")
 SPLITS = ("seed", "standard")
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Fewer minutes than this leave no time to train after loading, measuring and reporting.
+MIN_BUDGET_MINUTES = 3.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,15 @@ class RunConfig:
     final_monitor: str = "val_loss"
     # Wall-clock minutes of the final training (vgg spaces only: their schedule anneals to fit).
     final_time_budget: float | None = None
+    # The vgg spaces' network (fashion.networks; None: "vgg"), compute precision (a Keras dtype
+    # policy; None: the space's own) and where augmentation runs (in the model's graph, or NumPy
+    # on the host). A --budget chooses those left None for this device (fashion.plan).
+    network: str | None = None
+    precision: str | None = None
+    augment_in_graph: bool | None = None
+    # Minutes for the whole run, data to report: the plan turns them into the network, the
+    # search's and the final training's minutes and epochs from this device's measured speed.
+    budget: float | None = None
     seed: int = 42
     # Cap on images per split (a stratified sample), for smoke tests; None uses them all.
     limit: int | None = None
@@ -79,6 +92,18 @@ class RunConfig:
                 raise ConfigError("--final-time-budget needs --space vgg or vgg_quick, whose "
                                   "learning-rate schedule anneals to fit it; for another "
                                   "space cap training with --final-epochs")
+        if self.network is not None:
+            _check_choice("network", self.network, tuple(NETWORKS))
+        if self.precision is not None:
+            _check_choice("precision", self.precision, PRECISIONS)
+        if self.budget is not None:
+            if not self.budget >= MIN_BUDGET_MINUTES:
+                raise ConfigError(f"--budget must be at least {MIN_BUDGET_MINUTES:g} minutes, got "
+                                  f"{self.budget}; leave it out to train to --final-epochs")
+            if self.space not in DEADLINE_SPACES:
+                raise ConfigError("--budget needs --space vgg or vgg_quick, whose network and "
+                                  "schedule a budget can size; for another space use "
+                                  "--time-budget and --final-epochs")
         if self.search_patience is not None:
             _check_at_least("search-patience", self.search_patience, 0)
         if self.search_images is not None:
@@ -97,6 +122,9 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+# What a budget's plan sets, so they are not set by hand beside one.
+PLANNED = {"time_budget", "final_time_budget", "final_epochs"}
+
 PRESETS: dict[str, dict] = {
     # The notebook's search, exactly: MLP, Hyperband(max_epochs=15, factor=2), no early stopping
     # inside trials; then its final retraining: 20 epochs, keeping the weights of the epoch with
@@ -105,39 +133,48 @@ PRESETS: dict[str, dict] = {
     "seed": dict(space="mlp", tuner="hyperband", max_epochs=15, factor=2, time_budget=None,
                  search_patience=None, search_images=None, final_epochs=20, final_patience=20,
                  final_monitor="val_accuracy"),
-    # 15 minutes on 2 CPU cores spent training one good network rather than searching many
-    # (README has figures): the vgg network with every setting fixed (vgg_quick says why), so
-    # the search is one 1-epoch trial on 1,280 images that checks the space builds and trains;
-    # then one-cycle epochs on all the training images, annealed to end by 12.5 minutes. About a
-    # minute and a half is left for loading, that trial, evaluation and the report (77 s under
-    # a load average of 7).
+    # 15 minutes spent training one good network rather than searching many (README has
+    # figures): a vgg network with every setting fixed (vgg_quick says why), so the search is
+    # one 1-epoch trial on 1,280 images that checks the space builds and trains; the budget's
+    # plan (fashion.plan) sizes the network, precision and epochs for this device, and on 2 CPU
+    # cores gives the final training 12.5 of the 15 minutes.
     "default": dict(space="vgg_quick", tuner="random", max_trials=1, max_epochs=1,
                     time_budget=None, search_patience=None, search_images=1280,
-                    final_epochs=40, final_patience=None, final_time_budget=12.5),
+                    final_patience=None, budget=15.0),
     # The default before issue 12, kept for searches of the cnn space: Hyperband over a small
     # CNN on 20,000 images for 8 minutes, then up to 15 epochs (RunConfig's own defaults).
     "cnn": dict(),
-    # The most accurate model an hour on 2 CPU cores affords (docs/benchmarks.md has figures):
-    # the fixed vgg network, Hyperband ranking its training settings on 1-, 3- and 9-epoch runs
-    # of 12,000 images for 6 minutes, then 50 one-cycle epochs on all the training images,
-    # annealed to end sooner if they would pass 47 minutes.
-    "best": dict(space="vgg", split="standard", max_epochs=9, factor=3, time_budget=6.0,
-                 search_patience=None, search_images=12000, final_epochs=50,
-                 final_patience=None, final_time_budget=47.0),
+    # The most accurate model an hour affords (docs/benchmarks.md has figures): Hyperband ranks
+    # the vgg space's training settings on 1-, 3- and 9-epoch runs of 12,000 images for a tenth
+    # of the hour, then one-cycle epochs on all the training images; the plan sizes the network
+    # and epochs for this device.
+    "best": dict(space="vgg", split="standard", max_epochs=9, factor=3,
+                 search_patience=None, search_images=12000, final_patience=None, budget=60.0),
 }
 
 
-def config_from_preset(preset: str = "default", **overrides) -> RunConfig:
-    """Build a config from a preset, with explicit options (those not None) winning."""
+def config_from_preset(preset: str = "default", planned: bool = True, **overrides) -> RunConfig:
+    """Build a config from a preset, with explicit options (those not None) winning.
+
+    `planned=False` drops the preset's budget, so minutes and epochs can be set by hand.
+    """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     explicit = {k: v for k, v in overrides.items() if v is not None}
+    if not planned and "budget" in explicit:
+        raise ConfigError("--budget and --no-budget contradict each other; pass one")
     chosen = {**PRESETS[preset], **explicit}
-    if chosen.get("space", RunConfig.space) not in DEADLINE_SPACES \
-            and "final_time_budget" not in explicit:
-        # A preset's deadline serves its own vgg space: `--space cnn` from the default preset
-        # trains to --final-epochs instead of being refused.
-        chosen.pop("final_time_budget", None)
+    if not planned:
+        chosen.pop("budget", None)
+    if chosen.get("space", RunConfig.space) not in DEADLINE_SPACES and "budget" not in explicit:
+        # A preset's budget serves its own vgg space: `--space cnn` from the default preset
+        # searches and trains as the cnn preset does instead of being refused.
+        chosen.pop("budget", None)
+    planned = sorted(PLANNED & set(explicit))
+    if chosen.get("budget") is not None and planned:
+        options = ", ".join("--" + name.replace("_", "-") for name in planned)
+        raise ConfigError(f"--budget plans the minutes and epochs itself, so {options} cannot "
+                          "go with it; leave them out, or pass --no-budget to set them by hand")
     return RunConfig(preset=preset, **chosen)
 
 

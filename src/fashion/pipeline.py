@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import keras_tuner
 
 from fashion import rundir
 from fashion.config import RunConfig
-from fashion.data import load_splits, sample_train
+from fashion.data import Splits, load_splits, sample_train
+from fashion.device import detect_device
 from fashion.distribute import STANDALONE, Role
 from fashion.errors import ConfigError
 from fashion.evaluate import evaluate_model
 from fashion.model_files import load_model, save_model
+from fashion.plan import PLANNED_SETTINGS, plan_run
 from fashion.report import write_report
-from fashion.spaces import build_hypermodel
+from fashion.spaces import hypermodel_for
 from fashion.train import ResumableTraining, train_best
 from fashion.trial_records import load_trials
 from fashion.tune import build_tuner, run_search
@@ -34,12 +37,25 @@ class RunResult:
     trials: list[dict]  # as `fashion.trial_records.load_trials`
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search left: its folder, the config it ran (a budget's plan filled in), the data,
+    the best hyperparameters (None on a worker) and the seconds spent over every run of it."""
+
+    run_dir: Path
+    config: RunConfig
+    splits: Splits
+    best_hyperparameters: keras_tuner.HyperParameters | None
+    tuning_seconds: float
+
+
 def default_run_dir() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
 def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
-           command: str = "", verbose: int = 1, on_progress=None, role: Role = STANDALONE):
+           command: str = "", verbose: int = 1, on_progress=None,
+           role: Role = STANDALONE) -> SearchResult:
     """Load the data and run the search into `run_dir`, resuming an unfinished one.
 
     The directory is checked before the data loads, and nothing is written or removed until
@@ -52,24 +68,31 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
             chief drops a silent worker.
         role: standalone (the default), or this process's role in a distributed search.
 
-    Returns:
-        `(run_dir, splits, best_hyperparameters, tuning_seconds)`; a worker's best is None, and
-        the seconds are summed over every run of the search.
+    With a budget, the device's speed is measured once the data has loaded and the plan is
+    printed (`fashion.plan`); a resumed run reuses the plan it saved.
     """
     if role.is_worker and overwrite:
         raise ConfigError("a worker cannot --overwrite; pass it to the chief, which owns the run")
+    if role.is_distributed and config.budget is not None:
+        raise ConfigError("--budget plans a run on one machine; a distributed search takes "
+                          "--no-budget with --time-budget (and --network) on chief and workers")
     run_dir = Path(run_dir) if run_dir else default_run_dir()
     rundir.prepare(run_dir, config, overwrite,
-                   hypermodel=build_hypermodel(config.space, seed=config.seed))
+                   planned=PLANNED_SETTINGS if config.budget is not None else ())
     if on_progress:
         on_progress("[fashion] loading and checking Fashion-MNIST")
     splits = load_splits(config)
+    config, plan = plan_run(config, run_dir, overwrite, on_progress)
+    if not overwrite:
+        rundir.check_same_space(run_dir, hypermodel_for(config))
     if overwrite:
         rundir.clear(run_dir)
     if not role.is_worker:
         rundir.remove_leftovers(run_dir)
         rundir.write_json(run_dir / rundir.CONFIG,
-                          rundir.config_record(config, splits.data_sha256, command))
+                          rundir.config_record(config, splits.data_sha256, command,
+                                               plan.device if plan else detect_device().to_dict(),
+                                               plan))
     keras.utils.set_random_seed(config.seed)
     tuner = build_tuner(config, run_dir, role=role, on_message=on_progress)
     search_splits = sample_train(splits, config.search_images, config.seed)
@@ -77,7 +100,8 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
                          on_progress=on_progress)
     if best_hp is not None:
         rundir.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
-    return run_dir, splits, best_hp, rundir.SearchClock.start(run_dir).spent_before
+    return SearchResult(run_dir, config, splits, best_hp,
+                        rundir.SearchClock.start(run_dir).spent_before)
 
 
 def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
@@ -92,8 +116,9 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
     if role.is_worker:
         raise ConfigError("`fashion run` cannot be a tuning worker; run `fashion tune --worker "
                           "ID` on the workers and `fashion run` (or `tune --chief`) on the chief")
-    run_dir, splits, best_hp, tuning_seconds = search(config, run_dir, overwrite, command, verbose,
-                                                      on_progress, role)
+    searched = search(config, run_dir, overwrite, command, verbose, on_progress, role)
+    run_dir, config, splits, best_hp = (searched.run_dir, searched.config, searched.splits,
+                                        searched.best_hyperparameters)
     model, history, training_seconds = _final_model(run_dir, best_hp, splits, config, verbose,
                                                     on_progress)
     if (run_dir / rundir.METRICS).exists():
@@ -106,7 +131,7 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
             "sizes": splits.sizes(),
             "parameters": int(model.count_params()),
             "epochs_trained": len(next(iter(history.values()))),
-            "tuning_seconds": round(tuning_seconds, 1),
+            "tuning_seconds": round(searched.tuning_seconds, 1),
             "training_seconds": round(training_seconds, 1),
             "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
             "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),

@@ -12,9 +12,12 @@ from fashion import figures as plots
 from fashion import rundir
 from fashion.config import RunConfig, load_config
 from fashion.data import load_splits
+from fashion.device import describe
 from fashion.evaluate import most_confused_pairs, predict_probabilities, worst_misclassified
 from fashion.model_files import load_model
+from fashion.plan import Plan
 from fashion.report_page import Figure, Section, Table, render_html, render_markdown
+from fashion.spaces import fixed_hyperparameters
 from fashion.trial_records import (
     EPOCHS_FEATURE,
     finished,
@@ -263,9 +266,12 @@ def tuning_text(files: RunFiles) -> str:
     best = _best_trial(files)
     found = (f" The best, trial {best['number']}, scored {best['score']:.4f}."
              if best is not None else "")
+    fixed = fixed_hyperparameters(config.space)
+    fixed_text = (" Fixed by evidence, not searched (short trials cannot rank them): "
+                  + ", ".join(f"{k} = {v}" for k, v in fixed.items()) + "." if fixed else "")
     return (f"A {config.tuner} search of the {config.space.upper()} space ran "
             f"{len(files.trials)} trials ({len(done)} finished), {config.objective_direction}"
-            f"imising `{config.objective}` on the validation split.{found}")
+            f"imising `{config.objective}` on the validation split.{found}{fixed_text}")
 
 
 def _best_trial(files: RunFiles) -> dict | None:
@@ -293,8 +299,14 @@ def data_text(files: RunFiles) -> str:
 
 def configuration_blocks(record: dict) -> list:
     versions = ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())
+    device = record.get("device")  # runs from before issue 12 saved none
+    plan = record.get("plan")
     return [
         f"Command: `{record.get('command', '')}`",
+        *([f"Device: {describe(device)}."] if device else []),
+        *([f"Plan for the {plan['budget_minutes']:g}-minute budget: "
+           + " ".join(line.removeprefix("[fashion]").strip() for line in Plan(**plan).lines()[1:])]
+          if plan else []),
         Table(["setting", "value"], sorted(record["config"].items())),
         f"Versions: {versions}.",
         Table(["data file", "SHA-256"], sorted(record.get("data_sha256", {}).items())),

@@ -96,10 +96,13 @@ def read_json(path: Path, made_by: str = "fashion run"):
         raise RunDirError(f"{path} is corrupt ({e}); rerun `{made_by}` to write it again") from e
 
 
-def config_record(config: RunConfig, checksums: dict[str, str], command: str) -> dict:
-    """Return what `config.json` holds: the settings, versions, data checksums and command."""
+def config_record(config: RunConfig, checksums: dict[str, str], command: str,
+                  device: dict, plan=None) -> dict:
+    """Return what `config.json` holds: the settings, versions, data checksums, command, the
+    device (`fashion.device.Device`) and a budget's plan (`fashion.plan.Plan`)."""
     return {"config": config.to_dict(), "seed": config.seed, "command": command,
-            "versions": library_versions(), "data_sha256": checksums}
+            "versions": library_versions(), "data_sha256": checksums, "device": device,
+            "plan": plan and plan.to_dict()}
 
 
 def settings_differences(saved: dict, wanted: dict, ignore=("data_dir",)) -> list[str]:
@@ -166,7 +169,16 @@ def remove_leftovers(run_dir: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None) -> None:
+def check_can_start(run_dir: Path, overwrite: bool) -> None:
+    """Refuse an unwritable folder, or one holding a finished run that is not overwritten."""
+    check_writable(run_dir)
+    if not overwrite and is_finished(run_dir):
+        raise RunDirError(f"{run_dir} already holds a finished run; see its report with "
+                          f"`fashion report {run_dir}`, or choose another --out for a new run")
+
+
+def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None,
+            planned: tuple[str, ...] = ()) -> None:
     """Check, before any work, that `run_dir` may be written, and resumed with `config`.
 
     With `overwrite` only writability is checked: `clear` empties the folder once the data has
@@ -175,23 +187,22 @@ def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None) 
     Args:
         hypermodel: the search space the run will search; a saved search over another space is
             refused (checked only when given).
+        planned: settings a budget's plan fills in, not compared here (`fashion.plan`).
 
     Raises:
         RunDirError: the folder cannot be written, or the run finished, or was started with
             other settings or another space.
     """
     run_dir = Path(run_dir)
-    check_writable(run_dir)
+    check_can_start(run_dir, overwrite)
     if overwrite:
         return
-    if is_finished(run_dir):
-        raise RunDirError(f"{run_dir} already holds a finished run; see its report with "
-                          f"`fashion report {run_dir}`, or choose another --out for a new run")
     if (run_dir / CONFIG).exists():
         saved = read_json(run_dir / CONFIG)["config"]
         # The time budget may change: it spans resumes, so raising it is how a search that
         # ran out of time is continued.
-        changed = settings_differences(saved, config.to_dict(), ignore=("data_dir", "time_budget"))
+        changed = settings_differences(saved, config.to_dict(),
+                                       ignore=("data_dir", "time_budget", *planned))
         if changed:
             raise RunDirError(f"{run_dir} was started with other settings ({'; '.join(changed)}); "
                               "rerun with the same options to resume, or pass --overwrite")

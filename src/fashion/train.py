@@ -16,7 +16,7 @@ from fashion.config import OBJECTIVES, RunConfig
 from fashion.data import Splits, one_hot
 from fashion.layers import with_flip_averaging
 from fashion.progress import tensorboard_logs
-from fashion.spaces import build_hypermodel
+from fashion.spaces import hypermodel_for
 
 
 class ResumableTraining(keras.callbacks.BackupAndRestore):
@@ -137,7 +137,7 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
     Returns:
         The trained model, and the history (metric name -> one value per epoch).
     """
-    hypermodel = build_hypermodel(config.space, seed=config.seed)
+    hypermodel = hypermodel_for(config)
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     model = hypermodel.build(hyperparameters)

@@ -15,7 +15,7 @@ from fashion.data import Splits, one_hot
 from fashion.distribute import STANDALONE, Role
 from fashion.errors import SearchError
 from fashion.progress import progress_line, tensorboard_logs
-from fashion.spaces import build_hypermodel
+from fashion.spaces import hypermodel_for
 
 
 def trial_seed(seed: int, trial_id: str) -> int:
@@ -58,7 +58,7 @@ def build_tuner(config: RunConfig, run_dir: Path, role: Role = STANDALONE,
         upstream.SearchTuner
     return tuner_class(
         oracle=build_oracle(config),
-        hypermodel=build_hypermodel(config.space, seed=config.seed),
+        hypermodel=hypermodel_for(config),
         trial_seed=partial(trial_seed, config.seed),
         role=role,
         on_message=on_message,

@@ -82,7 +82,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    from fashion.config import OBJECTIVES, PRESETS, SPACES, TUNERS
+    from fashion.config import OBJECTIVES, PRECISIONS, PRESETS, SPACES, TUNERS
+    from fashion.networks import NETWORKS
 
     add_data_options(parser)
     parser.add_argument("--preset", default="default", choices=list(PRESETS),
@@ -105,6 +106,19 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-patience", type=int, help="early-stopping patience, final")
     parser.add_argument("--final-time-budget", type=float, metavar="MINUTES",
                         help="vgg space: end the final training, annealed, by this many minutes")
+    parser.add_argument("--budget", type=float, metavar="MINUTES",
+                        help="minutes for the whole run (vgg spaces): the network, precision, "
+                        "search and training minutes and epochs are planned from this device's "
+                        "measured speed (default: 15, best preset 60)")
+    parser.add_argument("--no-budget", action="store_true",
+                        help="drop the preset's budget and take the options above as given")
+    parser.add_argument("--network", choices=list(NETWORKS),
+                        help="vgg spaces: the network (default: the budget's choice, else vgg)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="vgg spaces: compute precision (default: the budget's choice)")
+    parser.add_argument("--augment-in-graph", action=argparse.BooleanOptionalAction,
+                        help="vgg spaces: augment in the model's graph instead of NumPy on the "
+                        "host (default: on an accelerator)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace what --out holds instead of resuming it")
@@ -137,7 +151,7 @@ def _config_from_args(args):
     from fashion.config import RunConfig, config_from_preset
 
     options = {f.name: getattr(args, f.name, None) for f in fields(RunConfig) if f.name != "preset"}
-    return config_from_preset(args.preset, **options)
+    return config_from_preset(args.preset, planned=not args.no_budget, **options)
 
 
 def _command_line() -> str:
@@ -220,14 +234,14 @@ def cmd_tune(args) -> int:
         return _print_config(config)
     from fashion.pipeline import search
 
-    run_dir, _, best_hp, seconds = search(config, args.out, overwrite=args.overwrite,
-                                          command=_command_line(), role=_role_from_args(args),
-                                          **_progress(args))
-    if best_hp is None:
+    searched = search(config, args.out, overwrite=args.overwrite, command=_command_line(),
+                      role=_role_from_args(args), **_progress(args))
+    seconds = searched.tuning_seconds
+    if searched.best_hyperparameters is None:
         print(f"worker finished after {seconds:.0f} s; the chief holds the results")
         return 0
-    print(f"best hyperparameters after {seconds:.0f} s: {best_hp.values}")
-    print(f"run directory: {run_dir}")
+    print(f"best hyperparameters after {seconds:.0f} s: {searched.best_hyperparameters.values}")
+    print(f"run directory: {searched.run_dir}")
     return 0
 
 
