@@ -121,7 +121,8 @@ def measure(names: list[str], out: Path, limit: int | None,
         run_dir = out / name
         wall_seconds = run_row(name, run_dir, limit, budget)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        plan = json.loads((run_dir / "config.json").read_text()).get("plan")
+        record = run_dir / "config.json"  # the notebook row is no `fashion run`: none
+        plan = json.loads(record.read_text()).get("plan") if record.exists() else None
         rows.append({
             "name": name,
             "description": ROWS[name],

@@ -1,13 +1,13 @@
-"""Training images/s of VGG-style networks on this machine: what sized the vgg space.
+"""Training images/s of the vgg spaces' networks on this machine: what sized the ladder.
 
-    PYTHONPATH=src python -m benchmarks.vgg_throughput float32 1,2,1
-    PYTHONPATH=src python -m benchmarks.vgg_throughput mixed_bfloat16 2,2,2
+    PYTHONPATH=src python -m benchmarks.vgg_throughput float32 vgg
+    PYTHONPATH=src python -m benchmarks.vgg_throughput mixed_bfloat16 vgg-2x
 
-Arguments: a Keras dtype policy, and the convolutions at 28x28, 14x14 and 7x7 of
-`fashion.spaces.VGGHyperModel` (its default is 1,2,1). The network is built and trained by that
-HyperModel with its default hyperparameters, as a run trains it (augmented batches, one-cycle
-schedule, compile options): one warm-up epoch of 1,280 random images, then one timed epoch of
-12,800. Random pixels train as fast as real ones.
+Arguments: a precision (`fashion.config.PRECISIONS`) and a network (`fashion.networks`). The
+network is built and trained by `fashion.spaces.VGGHyperModel` with its default
+hyperparameters, as a run trains it (augmented batches, one-cycle schedule, compile options):
+one warm-up epoch of 1,280 random images, then one timed epoch of 12,800 (a longer, steadier
+figure than the few seconds a budget's plan measures). Random pixels train as fast as real ones.
 """
 
 import sys
@@ -22,11 +22,9 @@ from fashion.spaces import VGGHyperModel
 IMAGES = 12_800
 
 
-def measure(policy: str, convolutions: tuple[int, ...]) -> tuple[int, float]:
+def measure(precision: str, network: str) -> tuple[int, float]:
     """Return the network's parameters and its training images/s."""
-    keras.mixed_precision.set_global_policy(policy)
-    hypermodel = VGGHyperModel()
-    hypermodel.convolutions = convolutions
+    hypermodel = VGGHyperModel(network=network, precision=precision)
     hp = keras_tuner.HyperParameters()
     hypermodel.declare_hyperparameters(hp)
     model = hypermodel.build(hp)
@@ -39,10 +37,10 @@ def measure(policy: str, convolutions: tuple[int, ...]) -> tuple[int, float]:
     return model.count_params(), IMAGES / (time.perf_counter() - started)
 
 
-def main(policy: str, convolutions: str) -> None:
-    parameters, rate = measure(policy, tuple(int(n) for n in convolutions.split(",")))
-    print(f"{policy} convolutions {convolutions}: {parameters:,} parameters, "
-          f"{rate:,.0f} images/s, {54_000 / rate:.0f} s for 54,000 images")
+def main(precision: str, network: str) -> None:
+    parameters, rate = measure(precision, network)
+    print(f"{network} in {precision}: {parameters:,} parameters, {rate:,.0f} images/s, "
+          f"{54_000 / rate:.0f} s for 54,000 images")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,11 @@ def test_explicit_options_win_over_the_preset():
     (dict(final_monitor="accuracy"), "unknown final monitor 'accuracy'"),
     (dict(space="vgg", budget=1.0), "--budget must be at least 3 minutes, got 1.0"),
     (dict(space="vgg", budget=float("nan")), "--budget must be at least 3 minutes"),
-    (dict(network="resnet"), "unknown network 'resnet'"),
-    (dict(precision="float8"), "unknown precision 'float8'"),
+    (dict(space="vgg", network="resnet"), "unknown network 'resnet'"),
+    (dict(space="vgg", precision="float8"), "unknown precision 'float8'"),
+    (dict(space="vgg", precision="mixed_float16"), "unknown precision 'mixed_float16'"),
+    (dict(space="vgg", budget=float("inf")), "--budget must be at least 3 minutes"),
+    (dict(space="cnn", network="vgg-2x"), "--network shapes the vgg spaces only"),
 ])
 def test_absurd_options_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):

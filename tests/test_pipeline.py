@@ -10,11 +10,13 @@ import time
 
 import pytest
 
+from fashion import plan as planning
 from fashion import rundir
 from fashion.cli import main
 
-TINY = ["--limit", "200", "--tuner", "random", "--max-trials", "2", "--max-epochs", "1",
-        "--final-epochs", "1"]
+# The default preset without its budget: a tiny run is no place to measure and plan 15 minutes.
+TINY = ["--no-budget", "--limit", "200", "--tuner", "random", "--max-trials", "2",
+        "--max-epochs", "1", "--final-epochs", "1"]
 
 
 def _fashion(*args, env=None, cwd=None):
@@ -45,11 +47,32 @@ def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert "learning_rate" in best
     # TensorBoard: each trial in a folder of its own (with its hyperparameters), and the final
-    # training.
+    # training. vgg_quick fixes every hyperparameter, so its search ends after one trial.
     logs = out / rundir.LOGS
-    assert sorted(p.name for p in (logs / "search").iterdir()) == ["0", "1"]
+    assert sorted(p.name for p in (logs / "search").iterdir()) == ["0"]
     assert list((logs / "search" / "0" / "execution0").glob("events.out.tfevents.*"))
     assert list((logs / "final" / "validation").glob("events.out.tfevents.*"))
+
+
+def test_a_budget_is_planned_printed_and_saved_with_the_device(data_dir, tmp_path, capsys,
+                                                                monkeypatch):
+    # A device so slow that its 0.9 training minutes buy one epoch of the 200 images: the plan,
+    # not a constant, sets the epochs. Measuring is stubbed; test_plan measures for real.
+    monkeypatch.setattr(planning, "measure_training_speed", lambda *args: 5.0)
+    out = tmp_path / "run"
+    code = main(["run", "--data-dir", str(data_dir), "--out", str(out), "--limit", "200",
+                 "--budget", "3"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "[fashion] plan for 3 minutes on " in printed
+    assert "network vgg in " in printed and "final training 0.9 min (about 1 epochs" in printed
+    record = json.loads((out / "config.json").read_text())
+    assert record["device"]["backend"] and record["device"]["cpu_cores"] >= 1
+    assert record["plan"]["network"] == "vgg" and record["plan"]["epochs"] == 1
+    assert (record["config"]["final_epochs"], record["config"]["final_time_budget"]) == (2, 0.9)
+    assert json.loads((out / "metrics.json").read_text())["epochs_trained"] == 2
+    report = (out / "report.md").read_text()
+    assert "Device: " in report and "Plan for the 3-minute budget" in report
 
 
 def test_a_finished_run_is_not_overwritten(data_dir, tmp_path, capsys):

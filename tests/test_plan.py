@@ -22,8 +22,9 @@ class FakeDevice:
     def __init__(self, vgg_rate: float, bf16_speedup: float = 1.5):
         self.vgg_rate, self.bf16_speedup, self.measured = vgg_rate, bf16_speedup, []
 
-    def __call__(self, network: str, precision: str) -> float:
+    def __call__(self, network: str, precision: str, augment_in_graph: bool) -> float:
         self.measured.append((network, precision))
+        self.augmented_in_graph = augment_in_graph
         cost = NETWORKS[network].multiply_adds() / NETWORKS["vgg"].multiply_adds()
         speedup = self.bf16_speedup if precision == "mixed_bfloat16" else 1.0
         return self.vgg_rate * speedup / cost
@@ -58,6 +59,15 @@ def test_a_fast_accelerator_gets_a_residual_network_bfloat16_and_in_graph_augmen
     assert NETWORKS[plan.network].residual and plan.epochs >= planning.MIN_EPOCHS
     assert plan.precision == "mixed_bfloat16" and plan.augment_in_graph
     assert ("vgg", "float32") not in device.measured  # bfloat16 on a GPU is not measured
+    assert device.augmented_in_graph  # measured as it will train
+
+
+def test_a_gpu_without_bfloat16_units_trains_in_float32():
+    old_gpu = Device(**{**GPU.to_dict(), "bfloat16": False})
+    device = FakeDevice(vgg_rate=50_000)
+    assert planning.make_plan(config_from_preset("best", budget=10.0), old_gpu,
+                              device).precision == "float32"
+    assert {precision for _, precision in device.measured} == {"float32"}
 
 
 def test_epochs_are_capped_where_a_device_is_faster_than_any_network_needs():
@@ -91,8 +101,10 @@ def test_applying_a_plan_fills_in_the_run_settings():
     config = config_from_preset("best")
     plan = planning.make_plan(config, CPU, FakeDevice(vgg_rate=1200))
     run = planning.apply_plan(config, plan)
-    assert (run.network, run.precision, run.final_epochs) == (plan.network, plan.precision,
-                                                              plan.epochs)
+    assert (run.network, run.precision) == (plan.network, plan.precision)
+    # Room past the estimate: the deadline, not a low estimate, ends the training.
+    assert run.final_epochs == planning.epoch_cap(plan.epochs) > plan.epochs
+    assert planning.epoch_cap(planning.MAX_EPOCHS) == planning.MAX_EPOCHS
     assert run.final_time_budget == plan.training_minutes
     assert run.time_budget == plan.search_minutes
     assert planning.apply_plan(config_from_preset("default"),
@@ -141,8 +153,9 @@ def test_no_budget_no_plan(tmp_path):
     assert planning.plan_run(config, tmp_path / "run") == (config, None)
 
 
-def test_measuring_trains_the_network_on_this_device(monkeypatch):
-    monkeypatch.setattr(planning, "MEASURE_SECONDS", 0.5)
+@pytest.mark.parametrize("augment_in_graph", [False, True])
+def test_measuring_trains_the_network_on_this_device(augment_in_graph):
     config = config_from_preset("default")
-    rate = planning.measure_training_speed(config, "vgg", "float32", seconds=0.5)
+    rate = planning.measure_training_speed(config, "vgg", "float32", augment_in_graph,
+                                           seconds=0.5)
     assert 10 < rate < 1e7

@@ -197,6 +197,15 @@ def test_in_graph_augmentation_trains_and_leaves_inference_alone():
     # Inference: the layers pass images through; training: they change them.
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(x, training=False)), x)
     assert not np.allclose(keras.ops.convert_to_numpy(augmentation(x, training=True)), x)
+    # Erasing as the host path erases: zeros in about half the images, and pixels stay in
+    # [0, 1]. Only the eraser, on a blank image: shifts would add zeros at the borders.
+    eraser = augmentation.layers[-1]
+    erased = keras.ops.convert_to_numpy(eraser(np.ones((400, 28, 28, 1), "float32"),
+                                               training=True))
+    assert erased.min() == 0.0 and erased.max() == 1.0
+    zeros = (erased == 0).sum(axis=(1, 2, 3))
+    assert 140 < (zeros > 0).sum() < 260
+    assert 16 <= zeros[zeros > 0].min() and zeros.max() <= 144  # sides of 4 to 12 pixels
     y = keras.utils.to_categorical(np.arange(64) % 10, 10)
     history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()

@@ -274,7 +274,10 @@ def test_a_trained_models_graphs_are_freed_after_the_block():
 # --- bad options ---
 
 @pytest.mark.parametrize("args, message", [
-    (["--time-budget", "-1"], "--time-budget must be a positive number"),
+    (["--no-budget", "--time-budget", "-1"], "--time-budget must be a positive number"),
+    (["--time-budget", "5"], "--budget plans the minutes and epochs itself, so --time-budget"),
+    (["--budget", "1"], "--budget must be at least 3 minutes"),
+    (["--space", "cnn", "--network", "vgg-2x"], "--network shapes the vgg spaces only"),
     (["--factor", "1"], "--factor must be an integer >= 2"),
     (["--max-trials", "0"], "--max-trials must be an integer >= 1"),
     (["--tuner", "grid"], "invalid choice: 'grid'"),

@@ -30,6 +30,8 @@ API = {
     "RunConfig": "fashion.config", "config_from_preset": "fashion.config",
     "PRESETS": "fashion.config", "load_config": "fashion.config",
     "run": "fashion.pipeline", "search": "fashion.pipeline", "RunResult": "fashion.pipeline",
+    "SearchResult": "fashion.pipeline",
+    "make_plan": "fashion.plan", "Plan": "fashion.plan", "detect_device": "fashion.device",
     "load_splits": "fashion.data", "Splits": "fashion.data",
     "load_model": "fashion.model_files",
     "Predictor": "fashion.predict", "load_predictor": "fashion.predict",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,8 @@ DEADLINE_SPACES = ("vgg", "vgg_quick")
 TUNERS = ("hyperband", "random", "bayesian")
 SPLITS = ("seed", "standard")
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# mixed_float16 is left out: it needs loss scaling, which Keras adds only for a model-wide policy.
+PRECISIONS = ("float32", "mixed_bfloat16")
 # Fewer minutes than this leave no time to train after loading, measuring and reporting.
 MIN_BUDGET_MINUTES = 3.0
 
@@ -96,8 +98,13 @@ class RunConfig:
             _check_choice("network", self.network, tuple(NETWORKS))
         if self.precision is not None:
             _check_choice("precision", self.precision, PRECISIONS)
+        if self.space not in DEADLINE_SPACES:
+            pinned = [name for name in PLANNED_CHOICES if getattr(self, name) is not None]
+            if pinned:
+                raise ConfigError(f"--{pinned[0].replace('_', '-')} shapes the vgg spaces only; "
+                                  "pass --space vgg or vgg_quick, or leave it out")
         if self.budget is not None:
-            if not self.budget >= MIN_BUDGET_MINUTES:
+            if not (math.isfinite(self.budget) and self.budget >= MIN_BUDGET_MINUTES):
                 raise ConfigError(f"--budget must be at least {MIN_BUDGET_MINUTES:g} minutes, got "
                                   f"{self.budget}; leave it out to train to --final-epochs")
             if self.space not in DEADLINE_SPACES:
@@ -122,8 +129,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
-# What a budget's plan sets, so they are not set by hand beside one.
-PLANNED = {"time_budget", "final_time_budget", "final_epochs"}
+# What a budget's plan sets (fashion.plan): choices an option may pin, and the minutes and
+# epochs, which are not set by hand beside a budget.
+PLANNED_CHOICES = ("network", "precision", "augment_in_graph")
+PLANNED_TIMES = ("time_budget", "final_time_budget", "final_epochs")
 
 PRESETS: dict[str, dict] = {
     # The notebook's search, exactly: MLP, Hyperband(max_epochs=15, factor=2), no early stopping
@@ -170,9 +179,9 @@ def config_from_preset(preset: str = "default", planned: bool = True, **override
         # A preset's budget serves its own vgg space: `--space cnn` from the default preset
         # searches and trains as the cnn preset does instead of being refused.
         chosen.pop("budget", None)
-    planned = sorted(PLANNED & set(explicit))
-    if chosen.get("budget") is not None and planned:
-        options = ", ".join("--" + name.replace("_", "-") for name in planned)
+    by_hand = sorted(set(PLANNED_TIMES) & set(explicit))
+    if chosen.get("budget") is not None and by_hand:
+        options = ", ".join("--" + name.replace("_", "-") for name in by_hand)
         raise ConfigError(f"--budget plans the minutes and epochs itself, so {options} cannot "
                           "go with it; leave them out, or pass --no-budget to set them by hand")
     return RunConfig(preset=preset, **chosen)

@@ -18,7 +18,9 @@ class Device:
     name: str
     memory_gib: float | None  # the accelerator's memory; None for the CPU or where unknown
     cpu_cores: int
-    bfloat16: bool  # computes in bfloat16 natively (a CPU: AVX-512 BF16 or AMX)
+    # Computes in bfloat16 natively: a CPU with AVX-512 BF16 or AMX, an NVIDIA GPU from Ampere
+    # (compute capability 8.0) on; older GPUs emulate it, slowly.
+    bfloat16: bool
 
     @property
     def is_accelerator(self) -> bool:
@@ -40,9 +42,9 @@ def detect_device(backend: str | None = None) -> Device:
     backend = backend or keras.backend.backend()
     found = {"jax": _jax_accelerator, "tensorflow": _tensorflow_accelerator,
              "torch": _torch_accelerator}.get(backend, lambda: None)()
-    kind, name, memory = found or ("cpu", cpu_name(), None)
+    kind, name, memory, bfloat16 = found or ("cpu", cpu_name(), None, cpu_has_bfloat16())
     return Device(backend=backend, kind=kind, name=name, memory_gib=memory,
-                  cpu_cores=cpu_cores(), bfloat16=bool(found) or cpu_has_bfloat16())
+                  cpu_cores=cpu_cores(), bfloat16=bfloat16)
 
 
 def cpu_cores() -> int:
@@ -82,7 +84,9 @@ def _jax_accelerator():
         return None
     stats = device.memory_stats() or {}
     memory = stats.get("bytes_limit")
-    return device.platform, device.device_kind, memory and round(memory / 2**30, 1)
+    capability = getattr(device, "compute_capability", None)  # CUDA only, as "9.0"
+    bfloat16 = device.platform == "tpu" or (capability is not None and float(capability) >= 8)
+    return device.platform, device.device_kind, memory and round(memory / 2**30, 1), bfloat16
 
 
 def _tensorflow_accelerator():
@@ -92,7 +96,8 @@ def _tensorflow_accelerator():
     if not gpus:
         return None
     details = tf.config.experimental.get_device_details(gpus[0])
-    return "gpu", details.get("device_name", gpus[0].name), None
+    capability = details.get("compute_capability", (0, 0))
+    return "gpu", details.get("device_name", gpus[0].name), None, capability >= (8, 0)
 
 
 def _torch_accelerator():
@@ -101,4 +106,5 @@ def _torch_accelerator():
     if not torch.cuda.is_available():
         return None
     properties = torch.cuda.get_device_properties(0)
-    return "gpu", properties.name, round(properties.total_memory / 2**30, 1)
+    return ("gpu", properties.name, round(properties.total_memory / 2**30, 1),
+            properties.major >= 8)

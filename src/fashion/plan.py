@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -21,15 +22,14 @@ import keras_tuner
 import numpy as np
 
 from fashion import rundir
-from fashion.config import RunConfig
+from fashion.config import PLANNED_CHOICES, PLANNED_TIMES, RunConfig
 from fashion.data import STANDARD_VAL_SIZE
 from fashion.device import Device, describe, detect_device
 from fashion.networks import NETWORKS
 from fashion.spaces import build_hypermodel
 
 # The settings a plan fills in (`apply_plan`).
-PLANNED_SETTINGS = ("network", "precision", "augment_in_graph", "time_budget",
-                    "final_time_budget", "final_epochs")
+PLANNED_SETTINGS = (*PLANNED_CHOICES, *PLANNED_TIMES)
 # Minutes kept from the budget for loading the data, this measurement, the search's check
 # trial, evaluation and the report: 2.5 of 15 (the default preset's runs on 2 cores used 0.5-2.4
 # of them, docs/benchmarks.md) and 4 of 60.
@@ -42,6 +42,11 @@ SEARCH_SHARE = {"vgg_quick": 0.0, "vgg": 0.1}
 # one-cycle training was short of its best at 16 epochs (0.935 on the seed split, 2 cores, 15
 # minutes) against 50 (0.945), so a network that would get fewer than 30 is not worth its size.
 MIN_EPOCHS = 30
+# The final training may run this many times the estimated epochs: its one-cycle schedule
+# follows the larger of the share of epochs and of time done, so an estimate that came out low
+# (a 3-second measurement on a VM whose speed swings) would otherwise end training early, and
+# one that came out high is cut by the deadline anyway.
+EPOCH_HEADROOM = 1.5
 # Past this the schedule is long enough (wide ResNets' published recipes train 200 epochs);
 # a very fast device finishes early instead.
 MAX_EPOCHS = 200
@@ -84,7 +89,7 @@ class Plan:
             f"[fashion]   network {self.network} in {self.precision} at {rate:,.0f} images/s, "
             f"augmented {where}",
             f"[fashion]   search {self.search_minutes:.1f} min, final training "
-            f"{self.training_minutes:.1f} min (up to {self.epochs} epochs of "
+            f"{self.training_minutes:.1f} min (about {self.epochs} epochs of "
             f"{self.training_images:,} images), {self.reserve_minutes:.1f} min for the rest",
         ]
 
@@ -93,7 +98,8 @@ class Plan:
 
 
 def make_plan(config: RunConfig, device: Device, measure) -> Plan:
-    """Plan `config.budget` on `device`, calling `measure(network, precision) -> images/s`.
+    """Plan `config.budget` on `device`, calling `measure(network, precision, augment_in_graph)
+    -> images/s`.
 
     Settings the config already names (network, precision, augmentation) are kept; the rest
     are chosen: the precision from the first network's measurements, then the biggest network
@@ -113,10 +119,16 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
     if config.precision:
         precisions = [config.precision]
     elif device.is_accelerator:
-        precisions = ["mixed_bfloat16"]
+        precisions = ["mixed_bfloat16" if device.bfloat16 else "float32"]
     else:
         precisions = ["float32", "mixed_bfloat16"] if device.bfloat16 else ["float32"]
-    rates = {f"{networks[0]} {p}": measure(networks[0], p) for p in precisions}
+    augment_in_graph = (config.augment_in_graph if config.augment_in_graph is not None
+                        else device.is_accelerator)
+
+    def measure_at(network: str, precision: str) -> float:
+        return measure(network, precision, augment_in_graph)
+
+    rates = {f"{networks[0]} {p}": measure_at(networks[0], p) for p in precisions}
     precision = precisions[-1]
     if len(precisions) > 1:
         speedup = rates[f"{networks[0]} mixed_bfloat16"] / rates[f"{networks[0]} float32"]
@@ -128,13 +140,11 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
                      / NETWORKS[network].multiply_adds())
         if epochs_at(2 * predicted) < MIN_EPOCHS:
             break
-        rates[f"{network} {precision}"] = measure(network, precision)
+        rates[f"{network} {precision}"] = measure_at(network, precision)
         if epochs_at(rates[f"{network} {precision}"]) < MIN_EPOCHS:
             break
         chosen = network
     epochs = min(MAX_EPOCHS, max(1, math.floor(epochs_at(rates[f"{chosen} {precision}"]))))
-    augment_in_graph = (config.augment_in_graph if config.augment_in_graph is not None
-                        else device.is_accelerator)
     return Plan(budget_minutes=budget, device=device.to_dict(), network=chosen,
                 precision=precision, augment_in_graph=augment_in_graph,
                 images_per_second={k: round(v, 1) for k, v in rates.items()},
@@ -147,7 +157,13 @@ def apply_plan(config: RunConfig, plan: Plan) -> RunConfig:
     return config.replace(network=plan.network, precision=plan.precision,
                           augment_in_graph=plan.augment_in_graph,
                           time_budget=plan.search_minutes or None,
-                          final_time_budget=plan.training_minutes, final_epochs=plan.epochs)
+                          final_time_budget=plan.training_minutes,
+                          final_epochs=epoch_cap(plan.epochs))
+
+
+def epoch_cap(estimated_epochs: int) -> int:
+    """The most epochs the final training may run; its deadline usually ends it first."""
+    return min(MAX_EPOCHS, math.ceil(EPOCH_HEADROOM * estimated_epochs))
 
 
 def training_images(config: RunConfig) -> int:
@@ -168,9 +184,7 @@ def plan_run(config: RunConfig, run_dir: Path, overwrite: bool = False,
     if plan is None:
         if on_progress:
             on_progress("[fashion] measuring this device's training speed for the plan")
-        plan = make_plan(config, detect_device(),
-                         lambda network, precision: measure_training_speed(config, network,
-                                                                           precision))
+        plan = make_plan(config, detect_device(), partial(measure_training_speed, config))
     if on_progress:
         for line in plan.lines():
             on_progress(line)
@@ -206,21 +220,22 @@ def saved_plan(run_dir: Path, config: RunConfig) -> Plan | None:
 
 
 def measure_training_speed(config: RunConfig, network: str, precision: str,
-                           seconds: float = MEASURE_SECONDS) -> float:
+                           augment_in_graph: bool, seconds: float = MEASURE_SECONDS) -> float:
     """Train the space's network on random images for `seconds`; return images a second.
 
     The HyperModel's own build and fit run (augmentation, schedule, compile options), so the
     figure is what the final training will see; random pixels train as fast as real ones.
     """
     hypermodel = build_hypermodel(config.space, seed=config.seed, network=network,
-                                  precision=precision,
-                                  augment_in_graph=bool(config.augment_in_graph))
+                                  precision=precision, augment_in_graph=augment_in_graph)
     hp = keras_tuner.HyperParameters()
     hypermodel.declare_hyperparameters(hp)
     keras.backend.clear_session()
     model = hypermodel.build(hp)
     rng = np.random.default_rng(0)
-    x = rng.random((64 * hypermodel.batch_size, 28, 28, 1), dtype=np.float32)
+    # 80 batches: whole executions of the 10 steps `compile_options` runs per call, so no
+    # shorter last call recompiles (JAX) inside the timed window.
+    x = rng.random((80 * hypermodel.batch_size, 28, 28, 1), dtype=np.float32)
     y = keras.utils.to_categorical(rng.integers(0, 10, len(x)), 10)
     clock = Throughput(seconds, hypermodel.batch_size)
     hypermodel.fit(hp, model, x, y, epochs=10_000, verbose=0, callbacks=[clock])

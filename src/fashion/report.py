@@ -297,16 +297,26 @@ def data_text(files: RunFiles) -> str:
             f"validation and {sizes['test']:,} test images.")
 
 
+def plan_text(saved: dict | None) -> list[str]:
+    """The budget's plan as a sentence; nothing for a run without one (or from another
+    version of fashion, whose plan reads differently)."""
+    try:
+        plan = Plan(**saved) if saved else None
+    except TypeError:
+        return []
+    if plan is None:
+        return []
+    lines = (line.removeprefix("[fashion]").strip() for line in plan.lines()[1:])
+    return [f"Plan for the {plan.budget_minutes:g}-minute budget: " + "; ".join(lines) + "."]
+
+
 def configuration_blocks(record: dict) -> list:
     versions = ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())
     device = record.get("device")  # runs from before issue 12 saved none
-    plan = record.get("plan")
     return [
         f"Command: `{record.get('command', '')}`",
         *([f"Device: {describe(device)}."] if device else []),
-        *([f"Plan for the {plan['budget_minutes']:g}-minute budget: "
-           + " ".join(line.removeprefix("[fashion]").strip() for line in Plan(**plan).lines()[1:])]
-          if plan else []),
+        *plan_text(record.get("plan")),
         Table(["setting", "value"], sorted(record["config"].items())),
         f"Versions: {versions}.",
         Table(["data file", "SHA-256"], sorted(record.get("data_sha256", {}).items())),

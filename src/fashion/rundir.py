@@ -177,7 +177,7 @@ def check_can_start(run_dir: Path, overwrite: bool) -> None:
                           f"`fashion report {run_dir}`, or choose another --out for a new run")
 
 
-def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None,
+def prepare(run_dir: Path, config: RunConfig, overwrite: bool,
             planned: tuple[str, ...] = ()) -> None:
     """Check, before any work, that `run_dir` may be written, and resumed with `config`.
 
@@ -185,13 +185,11 @@ def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None,
     loaded, so bad input loses nothing.
 
     Args:
-        hypermodel: the search space the run will search; a saved search over another space is
-            refused (checked only when given).
         planned: settings a budget's plan fills in, not compared here (`fashion.plan`).
 
     Raises:
         RunDirError: the folder cannot be written, or the run finished, or was started with
-            other settings or another space.
+            other settings (`check_same_space` compares the search space).
     """
     run_dir = Path(run_dir)
     check_can_start(run_dir, overwrite)
@@ -206,8 +204,6 @@ def prepare(run_dir: Path, config: RunConfig, overwrite: bool, hypermodel=None,
         if changed:
             raise RunDirError(f"{run_dir} was started with other settings ({'; '.join(changed)}); "
                               "rerun with the same options to resume, or pass --overwrite")
-    if hypermodel is not None:
-        check_same_space(run_dir, hypermodel)
 
 
 def check_same_space(run_dir: Path, hypermodel) -> None:
