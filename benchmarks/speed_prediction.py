@@ -1,5 +1,8 @@
 """The prediction measurements of `benchmarks/speed.py`: latency and throughput, Keras and ONNX.
 
+Alone, `python -m benchmarks.speed_prediction MODEL...` prints single-image latency of saved
+models (run twice in a row, shipped model first, on a quiet machine: the VM swings).
+
 Run through speed_measurements.py (`predict:cnn`, `predict:shipped`, `onnx`), one fresh
 interpreter each. Both paths are `fashion.predict.Predictor`, what `fashion predict` and
 `fashion serve` run: a traced Keras forward pass, or ONNX Runtime on the exported model.
@@ -102,3 +105,22 @@ def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
     throughput = batch_images_per_s(predict, images, cfg["throughput_repeats"])
     return {"p50_ms": p50, "p99_ms": p99, "images_per_s": throughput,
             "onnxruntime": onnxruntime.__version__}
+
+
+def main(paths: list[str], calls: int = 300) -> None:
+    """Single-image latency of saved models, one after another in this process: how a
+    candidate for the shipped model is checked against issue 12's 2 ms."""
+    from fashion.model_files import load_model
+    from fashion.predict import Predictor
+
+    image = predict_images(1)
+    for path in paths:
+        predict = Predictor(load_model(path)).warm_up().probabilities
+        p50, p99 = latency_ms(predict, image, calls)
+        print(f"{path}: one image p50 {p50:.2f} ms, p99 {p99:.2f} ms ({calls} calls)", flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -217,6 +217,23 @@ def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path
     assert again.returncode == 1 and f"fashion report {out}" in again.stderr
 
 
+def test_in_graph_augmentation_resumes_exactly_after_a_kill_in_training(data_dir, tmp_path):
+    # The accelerators' path: flips, shifts and erasing drawn by Keras layers, whose random
+    # generators' state the training backup keeps beside the weights.
+    argv = ["run", "--data-dir", str(data_dir), *CHAOS, "--augment-in-graph"]
+    whole = tmp_path / "whole"
+    done = _fashion(*argv, "--out", str(whole), env=CHAOS_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "run"
+    _kill_when([*argv, "--out", str(out)],
+               lambda printed: KILL_POINTS["final training"](out, printed))
+    done = _fashion(*argv, "--out", str(out), env=CHAOS_ENV)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert rundir.read_history(out / "history.csv") == rundir.read_history(whole / "history.csv")
+    resumed, metrics = (json.loads((run / rundir.METRICS).read_text()) for run in (out, whole))
+    assert resumed["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+
+
 # --- a full disk, a read-only folder ---
 
 def test_a_nearly_full_disk_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
