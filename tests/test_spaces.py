@@ -5,6 +5,7 @@ import pytest
 from keras_tuner.engine.hyperparameters import Fixed
 
 from fashion.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
+from fashion.compile_options import compile_options
 from fashion.errors import ConfigError
 from fashion.networks import NETWORKS
 from fashion.schedules import OneCycle
@@ -12,12 +13,10 @@ from fashion.spaces import (
     MLP_LEARNING_RATES,
     CNNHyperModel,
     MLPHyperModel,
-    QuickVGGHyperModel,
-    VGGHyperModel,
     build_hypermodel,
-    compile_options,
     fixed_hyperparameters,
 )
+from fashion.vgg import QuickVGGHyperModel, VGGHyperModel
 
 
 def _dense_units(model):

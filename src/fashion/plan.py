@@ -35,7 +35,7 @@ PLANNED_SETTINGS = (*PLANNED_CHOICES, *PLANNED_TIMES)
 # of them, docs/benchmarks.md) and 4 of 60.
 RESERVE_BASE_MINUTES, RESERVE_SHARE = 2.0, 1 / 30
 # The share of the rest the search gets. vgg_quick searches nothing (short trials could not rank
-# its settings, spaces.QuickVGGHyperModel); the vgg space's Hyperband had 6 of the best preset's
+# its settings, vgg.QuickVGGHyperModel); the vgg space's Hyperband had 6 of the best preset's
 # 60 minutes in its measured runs.
 SEARCH_SHARE = {"vgg_quick": 0.0, "vgg": 0.1}
 # A bigger network is chosen only while it still gets this many epochs: the vgg network's
