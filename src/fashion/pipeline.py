@@ -83,10 +83,10 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
         on_progress("[fashion] loading and checking Fashion-MNIST")
     splits = load_splits(config)
     config, plan = plan_run(config, run_dir, overwrite, on_progress)
-    if not overwrite:
-        rundir.check_same_space(run_dir, hypermodel_for(config))
     if overwrite:
         rundir.clear(run_dir)
+    else:
+        rundir.check_same_space(run_dir, hypermodel_for(config))
     if not role.is_worker:
         rundir.remove_leftovers(run_dir)
         rundir.write_json(run_dir / rundir.CONFIG,

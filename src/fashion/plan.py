@@ -84,17 +84,26 @@ class Plan:
         measured = ", ".join(f"{name} {value:,.0f}" for name, value in
                              self.images_per_second.items())
         return [
-            f"[fashion] plan for {self.budget_minutes:g} minutes on {describe(self.device)}",
-            f"[fashion]   measured training images/s: {measured}",
-            f"[fashion]   network {self.network} in {self.precision} at {rate:,.0f} images/s, "
+            f"plan for {self.budget_minutes:g} minutes on {describe(self.device)}",
+            f"  measured training images/s: {measured}",
+            f"  network {self.network} in {self.precision} at {rate:,.0f} images/s, "
             f"augmented {where}",
-            f"[fashion]   search {self.search_minutes:.1f} min, final training "
+            f"  search {self.search_minutes:.1f} min, final training "
             f"{self.training_minutes:.1f} min (about {self.epochs} epochs of "
             f"{self.training_images:,} images), {self.reserve_minutes:.1f} min for the rest",
         ]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_saved(cls, saved: dict | None) -> Plan | None:
+        """The plan `config.json` holds; None for a run without one, or from another version
+        of fashion whose plan has other fields."""
+        try:
+            return cls(**saved) if saved else None
+        except TypeError:
+            return None
 
 
 def make_plan(config: RunConfig, device: Device, measure) -> Plan:
@@ -187,7 +196,7 @@ def plan_run(config: RunConfig, run_dir: Path, overwrite: bool = False,
         plan = make_plan(config, detect_device(), partial(measure_training_speed, config))
     if on_progress:
         for line in plan.lines():
-            on_progress(line)
+            on_progress(f"[fashion] {line}")
     return apply_plan(config, plan), plan
 
 
@@ -201,13 +210,9 @@ def saved_plan(run_dir: Path, config: RunConfig) -> Plan | None:
     path = Path(run_dir) / rundir.CONFIG
     if not path.exists():
         return None
-    saved = rundir.read_json(path).get("plan")
-    if not saved or saved.get("budget_minutes") != config.budget:
-        return None
-    try:
-        plan = Plan(**saved)
-    except TypeError:  # written by another version of fashion: plan afresh
-        return None
+    plan = Plan.from_saved(rundir.read_json(path).get("plan"))
+    if plan is None or plan.budget_minutes != config.budget:
+        return None  # none, another budget's, or another version's: plan afresh
     named = {"network": config.network, "precision": config.precision,
              "augment_in_graph": config.augment_in_graph}
     changed = [f"{name}: {getattr(plan, name)!r} -> {value!r}" for name, value in named.items()

@@ -298,16 +298,12 @@ def data_text(files: RunFiles) -> str:
 
 
 def plan_text(saved: dict | None) -> list[str]:
-    """The budget's plan as a sentence; nothing for a run without one (or from another
-    version of fashion, whose plan reads differently)."""
-    try:
-        plan = Plan(**saved) if saved else None
-    except TypeError:
-        return []
+    """The budget's plan as a sentence; nothing for a run without one."""
+    plan = Plan.from_saved(saved)
     if plan is None:
         return []
-    lines = (line.removeprefix("[fashion]").strip() for line in plan.lines()[1:])
-    return [f"Plan for the {plan.budget_minutes:g}-minute budget: " + "; ".join(lines) + "."]
+    details = "; ".join(line.strip() for line in plan.lines()[1:])
+    return [f"Plan for the {plan.budget_minutes:g}-minute budget: {details}."]
 
 
 def configuration_blocks(record: dict) -> list:

@@ -169,14 +169,6 @@ def remove_leftovers(run_dir: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def check_can_start(run_dir: Path, overwrite: bool) -> None:
-    """Refuse an unwritable folder, or one holding a finished run that is not overwritten."""
-    check_writable(run_dir)
-    if not overwrite and is_finished(run_dir):
-        raise RunDirError(f"{run_dir} already holds a finished run; see its report with "
-                          f"`fashion report {run_dir}`, or choose another --out for a new run")
-
-
 def prepare(run_dir: Path, config: RunConfig, overwrite: bool,
             planned: tuple[str, ...] = ()) -> None:
     """Check, before any work, that `run_dir` may be written, and resumed with `config`.
@@ -192,9 +184,12 @@ def prepare(run_dir: Path, config: RunConfig, overwrite: bool,
             other settings (`check_same_space` compares the search space).
     """
     run_dir = Path(run_dir)
-    check_can_start(run_dir, overwrite)
+    check_writable(run_dir)
     if overwrite:
         return
+    if is_finished(run_dir):
+        raise RunDirError(f"{run_dir} already holds a finished run; see its report with "
+                          f"`fashion report {run_dir}`, or choose another --out for a new run")
     if (run_dir / CONFIG).exists():
         saved = read_json(run_dir / CONFIG)["config"]
         # The time budget may change: it spans resumes, so raising it is how a search that
