@@ -151,7 +151,14 @@ class SearchOracle:
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
         self.last_seen[tuner_id] = time.monotonic()
-        return super().create_trial(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.STOPPED and self.ongoing_trials:
+            # KerasTuner tells a worker to leave once no new trial is left, while others still
+            # run theirs; if one of those workers dies, its trial is queued for retry with no
+            # worker left to take it, and the search ends without it. Keep the worker, waiting.
+            self.tuner_ids.add(tuner_id)
+            trial.status = TrialStatus.IDLE
+        return trial
 
     def get_trial(self, trial_id):
         self._seen_running(trial_id)  # a training worker's heartbeat asks for its trial
