@@ -3,9 +3,9 @@
 Runs, one after another on the same machine:
 
 - the notebook's MLP with its published best hyperparameters (504-288-408 ReLU units, Adam at
-  1e-4, batch 32: `fashion.spaces.NOTEBOOK_BEST`), trained as the notebook's final retraining
-  did (the seed preset's): 20 epochs, keeping the weights of the epoch with the best validation
-  accuracy, no tuning;
+  1e-4, batch 32: `fashion.spaces.registry.NOTEBOOK_BEST`), trained as the notebook's final
+  retraining did (the seed preset's): 20 epochs, keeping the weights of the epoch with the best
+  validation accuracy, no tuning;
 - `fashion run` with the default preset;
 - `fashion run --preset best`;
 
@@ -44,13 +44,14 @@ RUN_ORDER = ["best", "default", "notebook"]
 
 def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
     """Train the notebook's best MLP on the standard split and save it like a run."""
-    from fashion import rundir
-    from fashion.config import config_from_preset
-    from fashion.data import load_splits
-    from fashion.evaluate import evaluate_model
-    from fashion.model_files import save_model
-    from fashion.spaces import notebook_best_hyperparameters
-    from fashion.train import train_best
+    from fashion.evaluation.evaluate import evaluate_model
+    from fashion.inference.model_files import save_model
+    from fashion.runs import rundir
+    from fashion.spaces.registry import notebook_best_hyperparameters
+    from fashion.storage import files
+    from fashion.storage.dataset import load_splits
+    from fashion.training.config import config_from_preset
+    from fashion.training.train import train_best
 
     config = config_from_preset("seed", split="standard", limit=limit)
     splits = load_splits(config)
@@ -58,7 +59,7 @@ def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
     model, history = train_best(notebook_best_hyperparameters(), splits, config, verbose=2)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, run_dir / rundir.MODEL)
-    rundir.write_json(run_dir / rundir.METRICS, {
+    files.write_json(run_dir / rundir.METRICS, {
         "parameters": int(model.count_params()),
         "tuning_seconds": 0.0,
         "training_seconds": round(time.monotonic() - started, 1),
@@ -93,9 +94,9 @@ def measure_test_accuracies(model_path: Path, limit: int | None) -> dict[str, fl
     """
     import keras
 
-    from fashion.data import load_fashion_mnist, split_data
-    from fashion.evaluate import evaluate_model
-    from fashion.model_files import load_model
+    from fashion.evaluation.evaluate import evaluate_model
+    from fashion.inference.model_files import load_model
+    from fashion.storage.dataset import load_fashion_mnist, split_data
 
     arrays, _ = load_fashion_mnist(os.environ.get("FASHION_MNIST_DIR"))
     model = load_model(model_path)

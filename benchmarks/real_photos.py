@@ -1,7 +1,7 @@
 """Accuracy of `fashion predict` on a folder of labelled photos laid out as `<class_id>/<file>`.
 
-Goes through the product's own path, `fashion.predict.load_inputs` and a `Predictor`, so the
-figures are what a user of `fashion predict` gets. Prints top-1 and top-2 accuracy per class
+Goes through the product's own path, `fashion.inference.predict.load_inputs` and a `Predictor`,
+so the figures are what a user of `fashion predict` gets. Prints top-1 and top-2 accuracy per class
 and overall, the most frequent confusions, and how many answers are "not sure".
 
     FASHION_MNIST_DIR=../shared/data/fashion-mnist PYTHONPATH=src \
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion import CLASS_NAMES, garment
-from fashion.calibrate import expected_calibration_error
-from fashion.predict import collect_inputs, load_inputs, load_predictor
+from fashion.inference import garment
+from fashion.inference.calibrate import expected_calibration_error
+from fashion.inference.predict import collect_inputs, load_inputs, load_predictor
+from fashion.storage.classes import CLASS_NAMES
 
 
 def labelled_files(folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -104,7 +105,7 @@ def write_not_clothing(folder: Path) -> list[Path]:
 def dataset_like(count: int, predictor) -> str:
     """Score the first `count` standard test images as arrays and as the test suite's
     photo-like JPEGs (upscaled, dark on white, off-centre on a larger canvas); return a line."""
-    from fashion.data import load_fashion_mnist
+    from fashion.storage.dataset import load_fashion_mnist
     from tests.conftest import photo_like  # the test suite's rendering, from the repository root
 
     (_, _), (x_test, y_test) = load_fashion_mnist()[0]
@@ -138,7 +139,8 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="photos in <class_id>/<file> folders")
     parser.add_argument("--model", type=Path, help="default: the shipped model")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a constant of fashion.garment to measure a step, e.g. "
+                        help="override a constant of fashion.inference.garment to measure a "
+                        "step, e.g. "
                         "WORK_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
     parser.add_argument("--dataset-like", type=int, default=0, metavar="N", help="also score "
                         "the first N standard test images as photo-like JPEGs "
@@ -149,7 +151,7 @@ def main() -> None:
     for setting in args.set:
         name, value = setting.split("=", 1)
         if not hasattr(garment, name):
-            raise SystemExit(f"fashion.garment has no constant {name}")
+            raise SystemExit(f"fashion.inference.garment has no constant {name}")
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
     _, images = load_inputs(files)

@@ -4,7 +4,7 @@ Prints one table (issue 7), every row measured in this run on this machine:
 
 - seconds per training epoch and images/s for the notebook's MLP (504-288-408 ReLU, Adam,
   batch 32) and for the default CNN (`CNNHyperModel` with its default hyperparameters, trained
-  through `hypermodel.fit`), each compiled with `fashion.compile_options` and with
+  through `hypermodel.fit`), each compiled with `fashion.spaces.compile_options` and with
   Keras's plain defaults (jit_compile="auto", steps_per_execution=1);
 - the same CNN in a plain PyTorch loop, the outside reference (skipped when torch is absent);
 - the tuner's overhead per trial: a KerasTuner RandomSearch trial's time minus its `fit`'s;

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The notebook's MLP (fashion.spaces.NOTEBOOK_BEST) trains at batch 32.
+# The notebook's MLP (fashion.spaces.registry.NOTEBOOK_BEST) trains at batch 32.
 MLP_BATCH_SIZE = 32
 FULL_EPOCH_IMAGES = 60_000
 
@@ -37,7 +37,7 @@ RESULT_PREFIX = "RESULT "
 
 def load_train(images: int | None):
     """Return the splits, with at most `images` training images, and those as (x, one-hot y)."""
-    from fashion.data import load_fashion_mnist, one_hot, sample_train, split_data
+    from fashion.storage.dataset import load_fashion_mnist, one_hot, sample_train, split_data
 
     arrays, _ = load_fashion_mnist()
     splits = sample_train(split_data(arrays), images, seed=0)
@@ -80,7 +80,7 @@ def build_model(family: str, settings: str):
     import keras
     import keras_tuner
 
-    from fashion.spaces import CNNHyperModel, MLPHyperModel, notebook_best_hyperparameters
+    from fashion.spaces.registry import CNNHyperModel, MLPHyperModel, notebook_best_hyperparameters
 
     if family == "mlp":
         hypermodel, hp = MLPHyperModel(), notebook_best_hyperparameters()
@@ -165,7 +165,7 @@ def measure_torch_training(cfg: dict) -> dict:
     import keras_tuner
     import torch
 
-    from fashion.spaces import CNNHyperModel
+    from fashion.spaces.registry import CNNHyperModel
 
     # Use every core, as TensorFlow does, so the reference is not handicapped.
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -207,9 +207,9 @@ def measure_tuner_overhead(cfg: dict) -> dict:
     """
     import keras_tuner
 
-    from fashion.config import RunConfig
-    from fashion.data import one_hot, sample_train
-    from fashion.spaces import CNNHyperModel
+    from fashion.spaces.registry import CNNHyperModel
+    from fashion.storage.dataset import one_hot, sample_train
+    from fashion.training.config import RunConfig
 
     class TimedCNN(CNNHyperModel):
         def fit(self, hp, model, *args, **kwargs):

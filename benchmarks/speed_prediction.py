@@ -4,7 +4,7 @@ Alone, `python -m benchmarks.speed_prediction MODEL...` prints single-image late
 models (run twice in a row, shipped model first, on a quiet machine: the VM swings).
 
 Run through speed_measurements.py (`predict:cnn`, `predict:shipped`, `onnx`), one fresh
-interpreter each. Both paths are `fashion.predict.Predictor`, what `fashion predict` and
+interpreter each. Both paths are `fashion.inference.predict.Predictor`, what `fashion predict` and
 `fashion serve` run: a traced Keras forward pass, or ONNX Runtime on the exported model.
 """
 
@@ -50,7 +50,7 @@ def batch_images_per_s(call, images, repeats: int) -> float:
 
 def predict_images(count: int) -> np.ndarray:
     """Test images as the model sees them: float32 (N, 28, 28, 1)."""
-    from fashion.data import load_fashion_mnist, scale_images
+    from fashion.storage.dataset import load_fashion_mnist, scale_images
 
     (_, _), (x_test, _) = load_fashion_mnist()[0]
     images = scale_images(x_test[:count])
@@ -65,8 +65,8 @@ def measure_keras_predict(family: str, cfg: dict, onnx_path: str | None) -> dict
     Then exports it to `onnx_path` for the ONNX Runtime measurement, after reading the peak
     memory so that the export's own memory is not counted.
     """
-    from fashion.model_files import load_model
-    from fashion.predict import Predictor
+    from fashion.inference.model_files import load_model
+    from fashion.inference.predict import Predictor
 
     images = predict_images(PREDICT_IMAGES)
     model = load_model() if family == "shipped" else build_model(family, "fashion")[2]
@@ -95,7 +95,7 @@ def export_onnx(model, path: str) -> str:
 def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
     import onnxruntime
 
-    from fashion.predict import Predictor
+    from fashion.inference.predict import Predictor
 
     predict = Predictor(onnx_path).warm_up().probabilities
     images = np.load(images_path(onnx_path))
@@ -110,8 +110,8 @@ def measure_onnx_predict(cfg: dict, onnx_path: str) -> dict:
 def main(paths: list[str], calls: int = 300) -> None:
     """Single-image latency of saved models, one after another in this process: how a
     candidate for the shipped model is checked against issue 12's 2 ms."""
-    from fashion.model_files import load_model
-    from fashion.predict import Predictor
+    from fashion.inference.model_files import load_model
+    from fashion.inference.predict import Predictor
 
     image = predict_images(1)
     for path in paths:

@@ -34,9 +34,9 @@ def main() -> int:
     os.environ["KERAS_MAX_STEPS_PER_EPOCH"] = str(args.steps)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from fashion.config import config_from_preset
-    from fashion.data import load_splits
-    from fashion.tune import build_tuner, run_search
+    from fashion.storage.dataset import load_splits
+    from fashion.training.config import config_from_preset
+    from fashion.tuning.tune import build_tuner, run_search
 
     config = config_from_preset(space=args.space, tuner="random", max_trials=args.trials,
                                 max_epochs=1, limit=args.limit).replace(time_budget=None)

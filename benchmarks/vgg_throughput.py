@@ -3,11 +3,12 @@
     PYTHONPATH=src python -m benchmarks.vgg_throughput float32 vgg
     PYTHONPATH=src python -m benchmarks.vgg_throughput mixed_bfloat16 vgg-2x
 
-Arguments: a precision (`fashion.config.PRECISIONS`) and a network (`fashion.networks`). The
-network is built and trained by `fashion.vgg.VGGHyperModel` with its default
-hyperparameters, as a run trains it (augmented batches, one-cycle schedule, compile options):
-one warm-up epoch of 1,280 random images, then one timed epoch of 12,800 (a longer, steadier
-figure than the few seconds a budget's plan measures). Random pixels train as fast as real ones.
+Arguments: a precision (`fashion.training.config.PRECISIONS`) and a network
+(`fashion.spaces.networks`). The network is built and trained by
+`fashion.spaces.vgg.VGGHyperModel` with its default hyperparameters, as a run trains it
+(augmented batches, one-cycle schedule, compile options): one warm-up epoch of 1,280 random
+images, then one timed epoch of 12,800 (a longer, steadier figure than the few seconds a
+budget's plan measures). Random pixels train as fast as real ones.
 """
 
 import sys
@@ -17,7 +18,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from fashion.vgg import VGGHyperModel
+from fashion.spaces.vgg import VGGHyperModel
 
 IMAGES = 12_800
 

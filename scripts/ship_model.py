@@ -13,8 +13,9 @@ from pathlib import Path
 
 import keras
 
-from fashion import rundir
-from fashion.model_files import load_model, save_model
+from fashion.inference.model_files import load_model, save_model
+from fashion.runs import rundir
+from fashion.storage import files
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "fashion" / "models"
 
@@ -30,7 +31,7 @@ def main(run_dir: Path) -> None:
         "best_hyperparameters": json.loads((run_dir / rundir.BEST_HYPERPARAMETERS).read_text()),
         "metrics": json.loads((run_dir / rundir.METRICS).read_text()),
     }
-    rundir.write_json(MODELS / "default.json", record)
+    files.write_json(MODELS / "default.json", record)
     reloaded = load_model(MODELS / "default.keras")
     size_mb = (MODELS / "default.keras").stat().st_size / 2**20
     print(f"shipped {reloaded.count_params()} parameters, {size_mb:.2f} MB, test accuracy "

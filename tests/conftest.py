@@ -42,7 +42,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def raw_arrays(data_dir):
-    from fashion.data import load_fashion_mnist
+    from fashion.storage.dataset import load_fashion_mnist
 
     arrays, _ = load_fashion_mnist(data_dir)
     return arrays

@@ -1,9 +1,10 @@
-"""`fashion.calibrate`: temperature scaling, its error figures, the threshold, its file."""
+"""`fashion.inference.calibrate`: temperature scaling, its errors, the threshold, its file."""
 
 import numpy as np
 import pytest
 
-from fashion.calibrate import (
+from fashion.errors import ModelError
+from fashion.inference.calibrate import (
     Calibration,
     calibrate,
     calibration_path,
@@ -13,7 +14,6 @@ from fashion.calibrate import (
     load_calibration,
     write_calibration,
 )
-from fashion.errors import ModelError
 
 
 def _overconfident(rng, n=4000, temperature=2.0):
@@ -80,7 +80,7 @@ def test_calibrate_command_writes_the_file_the_predictor_loads(tiny_model_path, 
     import shutil
 
     from fashion.cli import main
-    from fashion.predict import load_predictor
+    from fashion.inference.predict import load_predictor
 
     model = tmp_path / "tiny.keras"
     shutil.copy(tiny_model_path, model)

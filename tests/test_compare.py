@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from fashion import rundir
 from fashion.cli import main
+from fashion.runs import rundir
 
 
 @pytest.fixture

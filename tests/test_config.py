@@ -1,7 +1,7 @@
 import pytest
 
-from fashion.config import PRESETS, RunConfig, config_from_preset
 from fashion.errors import ConfigError
+from fashion.training.config import PRESETS, RunConfig, config_from_preset
 
 
 def test_seed_preset_is_the_notebooks_search():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from fashion.data import (
+from fashion.errors import DataError
+from fashion.storage.dataset import (
     SHA256,
     check_local_copy,
     class_counts,
@@ -14,7 +15,6 @@ from fashion.data import (
     one_hot,
     split_data,
 )
-from fashion.errors import DataError
 
 
 def test_loader_reads_the_real_files(raw_arrays):

@@ -2,7 +2,7 @@ import os
 
 import keras
 
-from fashion import device as devices
+from fashion.training import device as devices
 
 
 def test_this_machine_is_described_through_the_active_backend():

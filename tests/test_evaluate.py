@@ -6,15 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from fashion import CLASS_NAMES
 from fashion.cli import main
-from fashion.evaluate import (
+from fashion.evaluation.evaluate import (
     compute_metrics,
     format_metrics,
     most_confused_pairs,
     worst_misclassified,
 )
-from fashion.rundir import MODEL
+from fashion.runs.rundir import MODEL
+from fashion.storage.classes import CLASS_NAMES
 
 # Ten images of classes 0-2. Predicted: true 0 -> 0, 0, 1; true 1 -> 1, 1; true 2 -> 2, 2, 2, 0, 1.
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
@@ -107,9 +107,9 @@ def test_format_metrics_names_every_class(metrics):
 
 def test_the_shipped_model_scores_the_test_accuracy_recorded_beside_it(raw_arrays):
     """What `fashion evaluate` re-measures on a fresh install: the packaged model and record."""
-    from fashion.data import split_data
-    from fashion.evaluate import evaluate_model
-    from fashion.model_files import default_model_path, load_model
+    from fashion.evaluation.evaluate import evaluate_model
+    from fashion.inference.model_files import default_model_path, load_model
+    from fashion.storage.dataset import split_data
 
     record = json.loads(default_model_path().with_suffix(".json").read_text())
     splits = split_data(raw_arrays, record["metrics"]["split"])

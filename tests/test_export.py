@@ -5,9 +5,9 @@ import pytest
 
 from fashion.cli import main
 from fashion.errors import ConfigError, FashionError
-from fashion.export import export_model
-from fashion.model_files import load_model, save_model
-from fashion.predict import Predictor, load_predictor
+from fashion.inference.export import export_model
+from fashion.inference.model_files import load_model, save_model
+from fashion.inference.predict import Predictor, load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_export_refuses_to_overwrite_and_names_missing_converters(tmp_path, tiny
     assert (tmp_path / "taken.onnx").read_bytes() == b""
     with pytest.raises(ConfigError, match="unknown export format 'tflite'"):
         export_model(tiny_model_path, "tflite", tmp_path / "m.tflite")
-    monkeypatch.setattr("fashion.export.ONNX_PACKAGES", ("onnx", "no_such_converter"))
+    monkeypatch.setattr("fashion.inference.export.ONNX_PACKAGES", ("onnx", "no_such_converter"))
     with pytest.raises(FashionError, match=r"needs no_such_converter; .*fashion\[export\]"):
         export_model(tiny_model_path, "onnx", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
@@ -60,7 +60,7 @@ def test_export_refuses_to_overwrite_and_names_missing_converters(tmp_path, tiny
 def test_a_flip_averaged_model_exports_to_onnx_with_its_own_outputs(tmp_path, tiny_model_path,
                                                                     hundred_images):
     onnxruntime = pytest.importorskip("onnxruntime")
-    from fashion.layers import with_flip_averaging
+    from fashion.spaces.layers import with_flip_averaging
 
     averaged = tmp_path / "averaged.keras"
     save_model(with_flip_averaging(load_model(tiny_model_path)), averaged)

@@ -1,6 +1,6 @@
 """The figures, drawn from hand-made trials and histories."""
 
-from fashion.figures import kept_epoch, plot_hyperparameter_effects, plot_tuning_history
+from fashion.evaluation.figures import kept_epoch, plot_hyperparameter_effects, plot_tuning_history
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""`fashion.garment`: the garment is found on a busy background, plain ones are left alone."""
+"""`fashion.inference.garment`: a garment is found on a busy background, plain ones left alone."""
 
 import io
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion import garment
-from fashion.images import TRIM_TOLERANCE, open_image, to_fashion_mnist
+from fashion.inference import garment
+from fashion.inference.images import TRIM_TOLERANCE, open_image, to_fashion_mnist
 
 
 def _photo(rng, size=(300, 400), with_garment=True):

@@ -17,7 +17,7 @@ from fashion.errors import (
     InputTooLargeError,
     UnsupportedInputError,
 )
-from fashion.images import (
+from fashion.inference.images import (
     DRAFT_SIDE,
     IMAGE_FORMATS,
     WORK_SIDE,

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 
-from fashion.layers import HorizontalFlip, with_flip_averaging
-from fashion.model_files import load_model, save_model
+from fashion.inference.model_files import load_model, save_model
+from fashion.spaces.layers import HorizontalFlip, with_flip_averaging
 
 
 def test_horizontal_flip_mirrors_left_to_right():

@@ -6,7 +6,7 @@ import pytest
 
 from fashion.cli import main
 from fashion.errors import ModelError
-from fashion.model_files import load_model
+from fashion.inference.model_files import load_model
 
 
 def _lambda_model(path):

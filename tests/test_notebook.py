@@ -7,7 +7,7 @@ import keras
 import pytest
 
 import fashion
-from fashion import config
+from fashion.training import config
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from fashion import plan as planning
-from fashion import rundir
 from fashion.cli import main
+from fashion.runs import plan as planning
+from fashion.runs import rundir
+from fashion.storage import files
 
 # The default preset without its budget: a tiny run is no place to measure and plan 15 minutes.
 TINY = ["--no-budget", "--limit", "200", "--tuner", "random", "--max-trials", "2",
@@ -43,7 +44,7 @@ def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
     assert {"keras", "keras-tuner", "numpy", "python"} <= set(record["versions"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n_images"] == 200 and 0 <= metrics["test"]["accuracy"] <= 1
-    assert len(rundir.read_history(out / "history.csv")["loss"]) == metrics["epochs_trained"]
+    assert len(files.read_history(out / "history.csv")["loss"]) == metrics["epochs_trained"]
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert "learning_rate" in best
     # TensorBoard: each trial in a folder of its own (with its hyperparameters), and the final
@@ -183,7 +184,7 @@ def uninterrupted(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("chaos") / "whole"
     done = _fashion("run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS, env=CHAOS_ENV)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads((out / rundir.METRICS).read_text()), rundir.read_history(out / "history.csv")
+    return json.loads((out / rundir.METRICS).read_text()), files.read_history(out / "history.csv")
 
 
 KILL_POINTS = {
@@ -209,7 +210,7 @@ def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path
     for split in ("validation", "test"):
         for name in ("accuracy", "loss", "confusion_matrix"):
             assert resumed[split][name] == metrics[split][name], (split, name)
-    assert rundir.read_history(out / "history.csv") == history
+    assert files.read_history(out / "history.csv") == history
     leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")
                  or p.name.startswith((".report-", ".partial-")) or p.name == "training-backup"]
     assert not leftovers
@@ -229,7 +230,7 @@ def test_in_graph_augmentation_resumes_exactly_after_a_kill_in_training(data_dir
                lambda printed: KILL_POINTS["final training"](out, printed))
     done = _fashion(*argv, "--out", str(out), env=CHAOS_ENV)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert rundir.read_history(out / "history.csv") == rundir.read_history(whole / "history.csv")
+    assert files.read_history(out / "history.csv") == files.read_history(whole / "history.csv")
     resumed, metrics = (json.loads((run / rundir.METRICS).read_text()) for run in (out, whole))
     assert resumed["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
 
@@ -238,7 +239,7 @@ def test_in_graph_augmentation_resumes_exactly_after_a_kill_in_training(data_dir
 
 def test_a_nearly_full_disk_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
     usage = type("Usage", (), {"free": 10 * 2**20})
-    monkeypatch.setattr("fashion.rundir.shutil.disk_usage", lambda path: usage)
+    monkeypatch.setattr("fashion.runs.rundir.shutil.disk_usage", lambda path: usage)
     out = tmp_path / "run"
     # A missing data folder too: the disk is checked first, so its error is the one shown.
     assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(out), *TINY]) == 1
@@ -252,7 +253,7 @@ def test_a_folder_that_cannot_be_written_is_refused_before_the_data_loads(tmp_pa
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("fashion.rundir.Path.touch", refuse)
+    monkeypatch.setattr("fashion.runs.rundir.Path.touch", refuse)
     out = tmp_path / "read-only" / "run"
     assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err.strip()
@@ -264,7 +265,7 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line(data_dir, tmp_path, caps
     def disk_full(path, text):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("fashion.rundir.write_atomic", disk_full)
+    monkeypatch.setattr("fashion.runs.files.write_atomic", disk_full)
     out = tmp_path / "run"
     assert main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err.strip()

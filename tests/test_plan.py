@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from fashion import plan as planning
-from fashion import rundir
-from fashion.config import config_from_preset
-from fashion.device import Device
 from fashion.errors import RunDirError
-from fashion.networks import NETWORKS
+from fashion.runs import plan as planning
+from fashion.runs import rundir
+from fashion.spaces.networks import NETWORKS
+from fashion.training.config import config_from_preset
+from fashion.training.device import Device
 
 CPU = Device(backend="tensorflow", kind="cpu", name="Test CPU", memory_gib=None, cpu_cores=2,
              bfloat16=True)

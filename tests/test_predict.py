@@ -12,7 +12,6 @@ import pytest
 from conftest import photo_like
 from PIL import Image
 
-from fashion import CLASS_NAMES
 from fashion.cli import main
 from fashion.errors import (
     CorruptInputError,
@@ -22,9 +21,16 @@ from fashion.errors import (
     ModelError,
     UnsupportedInputError,
 )
-from fashion.images import MAX_BYTES, open_image, read_array_file, to_fashion_mnist
-from fashion.model_files import load_model
-from fashion.predict import Predictor, format_table, load_inputs, load_predictor, top_classes
+from fashion.inference.images import MAX_BYTES, open_image, read_array_file, to_fashion_mnist
+from fashion.inference.model_files import load_model
+from fashion.inference.predict import (
+    Predictor,
+    format_table,
+    load_inputs,
+    load_predictor,
+    top_classes,
+)
+from fashion.storage.classes import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +186,8 @@ def test_models_that_are_missing_or_not_models_are_refused(tmp_path, monkeypatch
     (tmp_path / "fake.onnx").write_bytes(b"not a graph")
     with pytest.raises(ModelError, match="fake.onnx is not an ONNX model"):
         load_predictor(tmp_path / "fake.onnx")
-    monkeypatch.setattr("fashion.model_files.default_model_path", lambda: tmp_path / "d.keras")
+    monkeypatch.setattr("fashion.inference.model_files.default_model_path",
+                        lambda: tmp_path / "d.keras")
     with pytest.raises(ModelError, match="the shipped model .*d.keras is missing"):
         load_model()
 

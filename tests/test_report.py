@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 
-from fashion import report, rundir
 from fashion.cli import main
 from fashion.errors import RunDirError
+from fashion.evaluation import report
+from fashion.runs import rundir
+from fashion.storage import files
 
 FIGURES = {"training_curves.png", "confusion_matrix.png", "per_class_f1.png",
            "worst_misclassified.png", "samples.png", "tuning_history.png",
@@ -103,7 +105,7 @@ def test_an_unfinished_run_gets_a_partial_report_of_the_trials_and_curves_so_far
                                                                                   capsys):
     for name in (rundir.METRICS, rundir.REPORT_HTML, rundir.REPORT_MD, rundir.MODEL):
         (run_copy / name).unlink()
-    history = rundir.read_history(run_copy / rundir.HISTORY)
+    history = files.read_history(run_copy / rundir.HISTORY)
     assert main(["report", str(run_copy)]) == 0
     assert "partial report (the run has not finished)" in capsys.readouterr().out
     html = (run_copy / rundir.PARTIAL_REPORT_HTML).read_text()

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from fashion.schedules import OneCycle
+from fashion.spaces.schedules import OneCycle
 
 
 def test_rate_warms_up_to_the_peak_then_anneals_to_almost_zero():

@@ -23,11 +23,11 @@ from PIL import Image
 from test_images import _chunk, _exif_jpeg, _inflating
 from test_images import _png as _png_chunks
 
-from fashion import CLASS_NAMES
-from fashion.model_files import load_model
-from fashion.predict import Predictor
-from fashion.serve import create_app
-from fashion.workload import WorkGate
+from fashion.inference.model_files import load_model
+from fashion.inference.predict import Predictor
+from fashion.service.serve import create_app
+from fashion.service.workload import WorkGate
+from fashion.storage.classes import CLASS_NAMES
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -72,7 +72,7 @@ def test_upload_gets_the_same_answer_as_the_library(client, shirt_jpeg, tiny_mod
     assert response.status_code == 200
     [result] = response.json()
     assert result["file"] == "shirt.jpg" and len(result["top"]) == 3
-    from fashion.images import open_image, to_fashion_mnist
+    from fashion.inference.images import open_image, to_fashion_mnist
 
     expected = Predictor(load_model(tiny_model_path)).probabilities(
         to_fashion_mnist(open_image(shirt_jpeg, "shirt.jpg")))[0]
@@ -119,7 +119,7 @@ def test_bad_uploads_get_their_status_and_the_service_lives_on(client, make, sta
 
 
 def test_oversize_request_is_refused_before_reading(client, monkeypatch):
-    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    monkeypatch.setattr("fashion.service.serve.MAX_BYTES", 1000)
     response = client.post("/predict", files={"file": ("big.png", bytes(200_000), "image/png")})
     assert response.status_code == 413
     assert "over the limit of 1,000" in response.json()["detail"]
@@ -252,13 +252,14 @@ def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):
 def test_serve_refuses_a_missing_model_before_listening(tmp_path, monkeypatch, capsys):
     from fashion.cli import main
 
-    monkeypatch.setattr("fashion.model_files.default_model_path", lambda: tmp_path / "d.keras")
+    monkeypatch.setattr("fashion.inference.model_files.default_model_path",
+                        lambda: tmp_path / "d.keras")
     assert main(["serve", "--port", str(_free_port())]) == 1
     assert "the shipped model" in capsys.readouterr().err
 
 
 def test_oversize_upload_without_a_declared_length_is_refused(client, monkeypatch):
-    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    monkeypatch.setattr("fashion.service.serve.MAX_BYTES", 1000)
     boundary = "b0undary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\""
             f"\r\nContent-Type: image/png\r\n\r\n").encode() + bytes(5000) + \
@@ -270,7 +271,7 @@ def test_oversize_upload_without_a_declared_length_is_refused(client, monkeypatc
 
 
 def test_oversize_json_sent_without_a_length_is_refused(client, monkeypatch):
-    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    monkeypatch.setattr("fashion.service.serve.MAX_BYTES", 1000)
     body = b'{"images": [' + b"0," * 5000 + b"0]}"
     response = client.post("/predict", content=iter([body[:600], body[600:]]),
                            headers={"content-type": "application/json"})
@@ -292,7 +293,7 @@ def test_malformed_images_get_400_with_a_message(client, make):
 
 
 def test_chunked_upload_is_cut_off_while_it_streams(client, monkeypatch):
-    monkeypatch.setattr("fashion.serve.MAX_BYTES", 1000)
+    monkeypatch.setattr("fashion.service.serve.MAX_BYTES", 1000)
     sent = []
 
     async def body():  # 1,000 chunks of 64 KiB would be 64 MiB
@@ -314,7 +315,7 @@ def test_chunked_upload_is_cut_off_while_it_streams(client, monkeypatch):
 
 
 def test_batch_over_the_cap_is_refused_before_any_image_is_parsed(client, monkeypatch):
-    monkeypatch.setattr("fashion.serve.MAX_BATCH", 3)
+    monkeypatch.setattr("fashion.service.serve.MAX_BATCH", 3)
     bad_image = "[[" + ",".join(["2"] * 28) + "]]"  # out of range: parsing it would give 422
     body = '{"images": [' + ",".join([bad_image] * 4) + "]}"
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})

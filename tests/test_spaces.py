@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 from keras_tuner.engine.hyperparameters import Fixed
 
-from fashion.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
-from fashion.compile_options import compile_options
 from fashion.errors import ConfigError
-from fashion.networks import NETWORKS
-from fashion.schedules import OneCycle
-from fashion.spaces import (
+from fashion.spaces.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
+from fashion.spaces.compile_options import compile_options
+from fashion.spaces.networks import NETWORKS
+from fashion.spaces.registry import (
     MLP_LEARNING_RATES,
     CNNHyperModel,
     MLPHyperModel,
     build_hypermodel,
     fixed_hyperparameters,
 )
-from fashion.vgg import QuickVGGHyperModel, VGGHyperModel
+from fashion.spaces.schedules import OneCycle
+from fashion.spaces.vgg import QuickVGGHyperModel, VGGHyperModel
 
 
 def _dense_units(model):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fashion.trial_records import hyperparameter_importance, load_trials
+from fashion.tuning.trial_records import hyperparameter_importance, load_trials
 
 
 def _write_trial(tuning, trial_id, score, values, status="COMPLETED"):

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from tensorflow.python.framework.func_graph import FuncGraph
 
-from fashion import spaces
 from fashion.cli import main
-from fashion.upstream import releasing_traced_graphs
+from fashion.spaces import registry as spaces
+from fashion.tuning.upstream import releasing_traced_graphs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # The cnn preset (the old default): the default preset's vgg_quick space fixes every

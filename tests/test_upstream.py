@@ -12,12 +12,13 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from fashion import rundir, upstream
-from fashion.config import config_from_preset
-from fashion.data import Splits
 from fashion.errors import DependencyError
-from fashion.model_files import default_model_path
-from fashion.tune import build_tuner, run_search
+from fashion.inference.model_files import default_model_path
+from fashion.storage import files
+from fashion.storage.dataset import Splits
+from fashion.training.config import config_from_preset
+from fashion.tuning import project, upstream
+from fashion.tuning.tune import build_tuner, run_search
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -55,7 +56,7 @@ def test_a_users_tuner_after_a_fashion_search_writes_as_without_fashion(tmp_path
         splits = _tiny_splits()
         run_search(build_tuner(config, tmp_path / "run"), splits, config, tmp_path / "run",
                    verbose=0)
-        assert (tmp_path / "run" / rundir.TUNING / rundir.ORACLE_FILE).is_file()
+        assert (tmp_path / "run" / project.TUNING / upstream.ORACLE_FILE).is_file()
 
         # KerasTuner writes a remote project through tf.io.gfile; TensorFlow's in-memory
         # filesystem stands in for a bucket. Nothing may land in a local "ram:" folder.
@@ -85,7 +86,7 @@ def test_fashions_writer_keeps_remote_paths_remote(tmp_path, monkeypatch):
 def test_atomic_writes_leave_the_umask_alone_and_apply_it(tmp_path):
     before = os.umask(0o027)
     try:
-        rundir.write_atomic(tmp_path / "f.json", "{}")
+        files.write_atomic(tmp_path / "f.json", "{}")
         assert os.umask(0o027) == 0o027  # nobody changed it meanwhile
     finally:
         os.umask(before)
@@ -112,7 +113,7 @@ def test_drawing_the_report_leaves_matplotlibs_backend_and_pyplot_alone(tmp_path
     import matplotlib
 
     backend = matplotlib.rcParams["backend"]
-    from fashion.figures import plot_training_curves
+    from fashion.evaluation.figures import plot_training_curves
 
     history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "accuracy": [0.5, 0.8],
                "val_accuracy": [0.4, 0.7]}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fastapi import HTTPException
 
-from fashion.workload import Batcher, WorkGate
+from fashion.service.workload import Batcher, WorkGate
 
 
 def test_work_gate_is_first_come_first_served_and_bounded():

@@ -18,29 +18,25 @@ import wrapt
 
 __version__ = "0.1.0"
 
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-NUM_CLASSES = len(CLASS_NAMES)
-INPUT_SHAPE = (28, 28, 1)  # grayscale 28x28, as the dataset
-
 # The Python API: name -> the module that defines it.
 API = {
-    "RunConfig": "fashion.config", "config_from_preset": "fashion.config",
-    "PRESETS": "fashion.config", "load_config": "fashion.config",
-    "run": "fashion.pipeline", "search": "fashion.pipeline", "RunResult": "fashion.pipeline",
-    "SearchResult": "fashion.pipeline",
-    "make_plan": "fashion.plan", "Plan": "fashion.plan", "detect_device": "fashion.device",
-    "load_splits": "fashion.data", "Splits": "fashion.data",
-    "load_model": "fashion.model_files",
-    "Predictor": "fashion.predict", "load_predictor": "fashion.predict",
-    "evaluate_model": "fashion.evaluate",
-    "load_trials": "fashion.trial_records",
-    "write_report": "fashion.report",
+    "CLASS_NAMES": "fashion.storage.classes", "NUM_CLASSES": "fashion.storage.classes",
+    "INPUT_SHAPE": "fashion.storage.classes",
+    "RunConfig": "fashion.training.config", "config_from_preset": "fashion.training.config",
+    "PRESETS": "fashion.training.config", "load_config": "fashion.training.config",
+    "run": "fashion.workflow.pipeline", "search": "fashion.workflow.pipeline",
+    "RunResult": "fashion.workflow.pipeline", "SearchResult": "fashion.workflow.pipeline",
+    "make_plan": "fashion.runs.plan", "Plan": "fashion.runs.plan",
+    "detect_device": "fashion.training.device",
+    "load_splits": "fashion.storage.dataset", "Splits": "fashion.storage.dataset",
+    "load_model": "fashion.inference.model_files",
+    "Predictor": "fashion.inference.predict", "load_predictor": "fashion.inference.predict",
+    "evaluate_model": "fashion.evaluation.evaluate",
+    "load_trials": "fashion.tuning.trial_records",
+    "write_report": "fashion.evaluation.report",
     "FashionError": "fashion.errors",
 }
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "INPUT_SHAPE", "__version__", *API]
+__all__ = ["__version__", *API]
 
 
 def __getattr__(name):
@@ -50,7 +46,7 @@ def __getattr__(name):
 
 
 def _register_layers(keras_module) -> None:
-    importlib.import_module("fashion.layers")
+    importlib.import_module("fashion.spaces.layers")
 
 
 # Runs at once if Keras is already imported, else right after it is.

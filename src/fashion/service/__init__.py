@@ -1,0 +1,1 @@
+"""The HTTP service: predictions for uploaded images under a memory budget."""

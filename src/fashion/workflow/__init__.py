@@ -1,0 +1,1 @@
+"""The main job: data, search, final training, evaluation and report into one run directory."""
