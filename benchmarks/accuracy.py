@@ -3,7 +3,7 @@
 Runs, one after another on the same machine:
 
 - the notebook's MLP with its published best hyperparameters (504-288-408 ReLU units, Adam at
-  1e-4, batch 32: `fashion.spaces.registry.NOTEBOOK_BEST`), trained as the notebook's final
+  1e-4, batch 32: `fashion.spaces.mlp.NOTEBOOK_BEST`), trained as the notebook's final
   retraining did (the seed preset's): 20 epochs, keeping the weights of the epoch with the best
   validation accuracy, no tuning;
 - `fashion run` with the default preset;
@@ -47,7 +47,7 @@ def train_notebook_mlp(run_dir: Path, limit: int | None) -> None:
     from fashion.evaluation.evaluate import evaluate_model
     from fashion.inference.model_files import save_model
     from fashion.runs import rundir
-    from fashion.spaces.registry import notebook_best_hyperparameters
+    from fashion.spaces.mlp import notebook_best_hyperparameters
     from fashion.storage import files
     from fashion.storage.dataset import load_splits
     from fashion.training.config import config_from_preset

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The notebook's MLP (fashion.spaces.registry.NOTEBOOK_BEST) trains at batch 32.
+# The notebook's MLP (fashion.spaces.mlp.NOTEBOOK_BEST) trains at batch 32.
 MLP_BATCH_SIZE = 32
 FULL_EPOCH_IMAGES = 60_000
 
@@ -80,7 +80,8 @@ def build_model(family: str, settings: str):
     import keras
     import keras_tuner
 
-    from fashion.spaces.registry import CNNHyperModel, MLPHyperModel, notebook_best_hyperparameters
+    from fashion.spaces.cnn import CNNHyperModel
+    from fashion.spaces.mlp import MLPHyperModel, notebook_best_hyperparameters
 
     if family == "mlp":
         hypermodel, hp = MLPHyperModel(), notebook_best_hyperparameters()
@@ -165,7 +166,7 @@ def measure_torch_training(cfg: dict) -> dict:
     import keras_tuner
     import torch
 
-    from fashion.spaces.registry import CNNHyperModel
+    from fashion.spaces.cnn import CNNHyperModel
 
     # Use every core, as TensorFlow does, so the reference is not handicapped.
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -207,7 +208,7 @@ def measure_tuner_overhead(cfg: dict) -> dict:
     """
     import keras_tuner
 
-    from fashion.spaces.registry import CNNHyperModel
+    from fashion.spaces.cnn import CNNHyperModel
     from fashion.storage.dataset import one_hot, sample_train
     from fashion.training.config import RunConfig
 

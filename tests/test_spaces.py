@@ -1,19 +1,27 @@
+import subprocess
+import sys
+
 import keras
 import keras_tuner
 import numpy as np
 import pytest
 from keras_tuner.engine.hyperparameters import Fixed
 
+import fashion
 from fashion.errors import ConfigError
 from fashion.spaces.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
+from fashion.spaces.base import SearchSpace
+from fashion.spaces.cnn import CNNHyperModel
 from fashion.spaces.compile_options import compile_options
+from fashion.spaces.mlp import MLP_LEARNING_RATES, MLPHyperModel
 from fashion.spaces.networks import NETWORKS
 from fashion.spaces.registry import (
-    MLP_LEARNING_RATES,
-    CNNHyperModel,
-    MLPHyperModel,
     build_hypermodel,
     fixed_hyperparameters,
+    space_class,
+    space_names,
+    supports_deadline,
+    unregister_space,
 )
 from fashion.spaces.schedules import OneCycle
 from fashion.spaces.vgg import QuickVGGHyperModel, VGGHyperModel
@@ -138,7 +146,7 @@ def test_quick_vgg_space_fixes_every_setting_and_computes_in_bfloat16():
     model = hypermodel.build(hp)
     tunable = [p.name for p in hp.space if not isinstance(p, Fixed)]
     assert tunable == []
-    assert {name: hp.get(name) for name in QuickVGGHyperModel.FIXED} == QuickVGGHyperModel.FIXED
+    assert {name: hp.get(name) for name in QuickVGGHyperModel.fixed} == QuickVGGHyperModel.fixed
     assert hp.get("label_smoothing") == 0.1 and hp.get("erase_probability") == 0.0
     conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     assert conv.dtype_policy.name == "mixed_bfloat16" and conv.variable_dtype == "float32"
@@ -220,3 +228,115 @@ def test_shuffled_batches_are_a_function_of_seed_epoch_and_index():
     again = ShuffledBatches(x, np.arange(100), batch_size=32, seed=3)
     again.epoch = 1
     np.testing.assert_array_equal(again[2][1], batches[2][1])
+
+
+# The registry: every reader asks it, a built-in space loads on first use, a new one is a class.
+
+def test_built_in_spaces_declare_what_the_registry_says_of_them():
+    assert space_names()[:4] == ("mlp", "cnn", "vgg", "vgg_quick")
+    for name in ("mlp", "cnn", "vgg", "vgg_quick"):
+        cls = space_class(name)
+        assert issubclass(cls, SearchSpace) and cls.name == name
+        # The registry states this trait without importing the class: it must say the same.
+        assert supports_deadline(name) == cls.supports_deadline
+
+
+@pytest.mark.parametrize("name, family, averages_flips, batch_size, search_share", [
+    ("mlp", "mlp", False, None, 0.0),
+    ("cnn", "cnn", False, None, 0.0),
+    ("vgg", "cnn", True, 128, 0.1),  # the best preset's search had 6 of its 60 minutes
+    ("vgg_quick", "cnn", True, 128, 0.0),  # it searches nothing
+])
+def test_each_space_declares_its_traits(name, family, averages_flips, batch_size,
+                                        search_share):
+    cls = space_class(name)
+    assert (cls.family, cls.averages_flips, cls.batch_size, cls.search_share) == \
+        (family, averages_flips, batch_size, search_share)
+
+
+def test_unknown_space_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="unknown space 'nope'; choose one of mlp, cnn, vgg, "
+                                          "vgg_quick"):
+        space_class("nope")
+
+
+def test_the_registry_lists_and_checks_spaces_without_importing_keras():
+    # The CLI builds its parser, and --print-config checks a config, in a fraction of a second.
+    script = ("import sys; from fashion.training.config import config_from_preset; "
+              "config_from_preset('best'); print('keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+class ToySpace(fashion.SearchSpace):
+    """A one-layer dense net of fixed width, searched in its learning rate only."""
+
+    name = "toy"
+    family = "mlp"
+    fixed = {"units": 16}
+
+    def build(self, hp):
+        for name, value in self.fixed.items():
+            hp.Fixed(name, value)
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(hp.get("units"), activation="relu"),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(keras.optimizers.Adam(hp.Choice("learning_rate", [1e-3, 1e-2])),
+                      loss="categorical_crossentropy", metrics=["accuracy"],
+                      **self.compile_options())
+        return model
+
+
+@pytest.fixture
+def toy_space():
+    """ToySpace registered for one test, forgotten after it."""
+    fashion.register_space(ToySpace)
+    yield ToySpace
+    unregister_space(ToySpace.name)
+
+
+def test_a_registered_space_runs_end_to_end(toy_space, data_dir, tmp_path):
+    config = fashion.config_from_preset(
+        "cnn", space="toy", limit=200, tuner="random", max_trials=1, max_epochs=1,
+        final_epochs=1, time_budget=None, search_images=None, data_dir=str(data_dir))
+    result = fashion.run(config, tmp_path / "run", verbose=0)
+    assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
+    assert result.model.count_params() == 28 * 28 * 16 + 16 + 16 * 10 + 10
+    assert (result.run_dir / "metrics.json").is_file()
+    report = (result.run_dir / "report.md").read_text()
+    assert "TOY space" in report and "units = 16" in report
+    assert fixed_hyperparameters("toy") == {"units": 16}
+
+
+def test_a_registered_space_is_gone_once_unregistered(toy_space):
+    assert "toy" in space_names() and isinstance(build_hypermodel("toy"), ToySpace)
+    unregister_space("toy")
+    with pytest.raises(ConfigError, match="unknown space 'toy'"):
+        fashion.RunConfig(space="toy")
+    fashion.register_space(ToySpace)  # for the fixture to forget
+
+
+def _space(**traits):
+    return type("Bad", (ToySpace,), traits)
+
+
+@pytest.mark.parametrize("cls, message", [
+    (_space(name="cnn"), r"a space named 'cnn' is already registered \(built in\)"),
+    (_space(), r"a space named 'toy' is already registered \(by test_spaces.ToySpace\)"),
+    (keras_tuner.HyperModel, "register_space takes a subclass of fashion.SearchSpace"),
+    (ToySpace(), "register_space takes a subclass of fashion.SearchSpace"),
+    (_space(name=""), "Bad has no name"),
+    (_space(name="bad", family="rnn"), r"Bad.family is 'rnn'; choose one of mlp, cnn"),
+    (_space(name="bad", supports_deadline=True), "Bad supports a deadline, so it needs a "
+                                                 "batch_size"),
+])
+def test_a_bad_registration_is_refused(toy_space, cls, message):
+    with pytest.raises(ConfigError, match=message):
+        fashion.register_space(cls)
+    assert space_names().count("toy") == 1 and "bad" not in space_names()
+
+
+def test_only_a_registered_space_can_be_unregistered():
+    with pytest.raises(ConfigError, match="no space named 'vgg' was registered"):
+        unregister_space("vgg")

@@ -26,6 +26,7 @@ API = {
     "PRESETS": "fashion.training.config", "load_config": "fashion.training.config",
     "run": "fashion.workflow.pipeline", "search": "fashion.workflow.pipeline",
     "RunResult": "fashion.workflow.pipeline", "SearchResult": "fashion.workflow.pipeline",
+    "SearchSpace": "fashion.spaces.base", "register_space": "fashion.spaces.registry",
     "make_plan": "fashion.runs.plan", "Plan": "fashion.runs.plan",
     "detect_device": "fashion.training.device",
     "load_splits": "fashion.storage.dataset", "Splits": "fashion.storage.dataset",

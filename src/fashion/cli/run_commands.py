@@ -83,14 +83,16 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
     from fashion.spaces.networks import NETWORKS
-    from fashion.training.config import OBJECTIVES, PRECISIONS, PRESETS, SPACES, TUNERS
+    from fashion.spaces.registry import space_names
+    from fashion.training.config import OBJECTIVES, PRECISIONS, PRESETS, TUNERS
 
     add_data_options(parser)
     parser.add_argument("--preset", default="default", choices=list(PRESETS),
                         help="settings to start from (default: default, the best model 15 minutes "
                         "on 2 cores buy; seed: the notebook's; cnn: a small CNN's search; best: "
                         "the most accurate in an hour on 2 cores)")
-    parser.add_argument("--space", choices=SPACES, help="search space")
+    parser.add_argument("--space", choices=space_names(),
+                        help="search space (default: the preset's)")
     parser.add_argument("--tuner", choices=TUNERS, help="KerasTuner tuner")
     parser.add_argument("--objective", choices=list(OBJECTIVES), help="what the search optimises")
     parser.add_argument("--max-epochs", type=int, help="epochs of the longest trial")

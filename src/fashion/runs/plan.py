@@ -24,7 +24,7 @@ import numpy as np
 from fashion.errors import RunDirError
 from fashion.runs import rundir
 from fashion.spaces.networks import NETWORKS
-from fashion.spaces.registry import build_hypermodel
+from fashion.spaces.registry import build_hypermodel, space_class
 from fashion.storage import files
 from fashion.storage.dataset import STANDARD_VAL_SIZE
 from fashion.training.config import PLANNED_CHOICES, PLANNED_TIMES, RunConfig
@@ -36,10 +36,6 @@ PLANNED_SETTINGS = (*PLANNED_CHOICES, *PLANNED_TIMES)
 # trial, evaluation and the report: 2.5 of 15 (the default preset's runs on 2 cores used 0.5-2.4
 # of them, docs/benchmarks.md) and 4 of 60.
 RESERVE_BASE_MINUTES, RESERVE_SHARE = 2.0, 1 / 30
-# The share of the rest the search gets. vgg_quick searches nothing (short trials could not rank
-# its settings, vgg.QuickVGGHyperModel); the vgg space's Hyperband had 6 of the best preset's
-# 60 minutes in its measured runs.
-SEARCH_SHARE = {"vgg_quick": 0.0, "vgg": 0.1}
 # A bigger network is chosen only while it still gets this many epochs: the vgg network's
 # one-cycle training was short of its best at 16 epochs (0.935 on the seed split, 2 cores, 15
 # minutes) against 50 (0.945), so a network that would get fewer than 30 is not worth its size.
@@ -118,7 +114,7 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
     """
     budget = config.budget
     reserve = RESERVE_BASE_MINUTES + RESERVE_SHARE * budget
-    search = SEARCH_SHARE[config.space] * (budget - reserve)
+    search = space_class(config.space).search_share * (budget - reserve)
     training = budget - reserve - search
     images = training_images(config)
     epoch_cost = images + PREDICT_COST * min(STANDARD_VAL_SIZE, config.limit or STANDARD_VAL_SIZE)

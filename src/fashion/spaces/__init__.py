@@ -1,2 +1,2 @@
-"""Search spaces: KerasTuner HyperModels, the networks they build and how they augment, and the
-registry that names them."""
+"""Search spaces: a base class, one module per space, the registry that names them, and the
+networks, augmentation and schedules they are built from."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import keras
 
+# The families a space may belong to (`SearchSpace.family`), each with its measured settings.
+FAMILIES = ("mlp", "cnn")
+
 
 def compile_options(family: str, backend: str | None = None) -> dict:
     """Return the fastest compile settings measured on a 2-core CPU for a model family.

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import keras
-import keras_tuner
 
 from fashion.errors import ConfigError
 from fashion.spaces.augment import AugmentedBatches, ShuffledBatches
-from fashion.spaces.compile_options import compile_options
+from fashion.spaces.base import SearchSpace
 from fashion.spaces.networks import NETWORKS
 from fashion.spaces.schedules import OneCycle
 from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
 
 
-class VGGHyperModel(keras_tuner.HyperModel):
+class VGGHyperModel(SearchSpace):
     """The `best` preset's space: a fixed VGG-style network, tuned in how it is trained.
 
     Three stages of 3x3 convolutions with batch norm (28x28 -> 14x14 -> 7x7; `vgg` has 32,
     2x64 and 128 filters, `fashion.spaces.networks` the wider and residual ones), trained with AdamW
     on a one-cycle learning rate and flipped, shifted, partly erased images; the search picks
-    learning rate, weight decay and dropout (`FIXED` says why the rest are not searched). The
+    learning rate, weight decay and dropout (`fixed` says why the rest are not searched). The
     architecture is fixed per run (`network`, one of `NETWORKS`, chosen by a time budget from
     this device's measured speed): a search over widths would spend the budget on networks it
     cannot afford to train.
@@ -29,9 +28,13 @@ class VGGHyperModel(keras_tuner.HyperModel):
     them instead of waiting for the host.
     """
 
+    name = "vgg"
     family = "cnn"
     averages_flips = True  # the final model answers for each image and its mirror (train.py)
     batch_size = 128
+    supports_deadline = True  # its one-cycle schedule anneals to end by the deadline
+    # The vgg space's Hyperband had 6 of the best preset's 60 minutes in its measured runs.
+    search_share = 0.1
     # Keras's 0.99 averages batch statistics over ~100 steps: after a 1-epoch trial of 12,000
     # images (94 steps) 39% of the initial statistics remained, and 1- and 3-epoch trials scored
     # 0.11-0.56 on validation, a ranking of noise. With 0.9 (statistics of the last ~10 steps)
@@ -43,15 +46,16 @@ class VGGHyperModel(keras_tuner.HyperModel):
     # smoothing nor erasing, and its 50-epoch training then overfitted (train 0.965 against
     # validation 0.944). Label smoothing 0.1 is the default preset's measured setting; random
     # erasing (Zhong et al., 2017) is kept on for the longer trainings this space gets.
-    FIXED = {"label_smoothing": 0.1, "erase_probability": 0.5}
+    fixed = {"label_smoothing": 0.1, "erase_probability": 0.5}
 
-    def __init__(self, seed: int = 0, network: str = "vgg", precision: str | None = None,
-                 augment_in_graph: bool = False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, seed: int = 0, network: str | None = None, precision: str | None = None,
+                 augment_in_graph: bool = False):
+        super().__init__(seed=seed)
+        network = network or "vgg"
         if network not in NETWORKS:
             raise ConfigError(f"unknown network {network!r}; choose one of "
                               f"{', '.join(NETWORKS)}")
-        self.seed, self.network, self.augment_in_graph = seed, NETWORKS[network], augment_in_graph
+        self.network, self.augment_in_graph = NETWORKS[network], augment_in_graph
         if precision is not None:
             self.dtype_policy = precision
 
@@ -85,7 +89,7 @@ class VGGHyperModel(keras_tuner.HyperModel):
         loss = keras.losses.CategoricalCrossentropy(
             label_smoothing=hp.Choice("label_smoothing", [0.0, 0.1], default=0.1))
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                      **compile_options(self.family))
+                      **self.compile_options())
         return model
 
     def _augmentation(self, erase_probability: float) -> keras.Sequential:
@@ -113,7 +117,7 @@ class VGGHyperModel(keras_tuner.HyperModel):
 
     def _fix(self, hp):
         # Declared first, so `hp.Choice`/`hp.Float` of these names return the fixed values.
-        for name, value in self.FIXED.items():
+        for name, value in self.fixed.items():
             hp.Fixed(name, value)
 
     def fit(self, hp, model, x, y, deadline: float | None = None, callbacks=(), **kwargs):
@@ -175,6 +179,9 @@ class QuickVGGHyperModel(VGGHyperModel):
     buys epochs the budget lacks.
     """
 
+    name = "vgg_quick"
+    # It searches nothing (short trials could not rank its settings), so no minute goes there.
+    search_share = 0.0
     dtype_policy = "mixed_bfloat16"
-    FIXED = {"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.2,
+    fixed = {"learning_rate": 2e-3, "weight_decay": 1e-2, "dropout": 0.2,
              "label_smoothing": 0.1, "erase_probability": 0.0}

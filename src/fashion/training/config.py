@@ -10,10 +10,8 @@ from pathlib import Path
 
 from fashion.errors import ConfigError
 from fashion.spaces.networks import NETWORKS
+from fashion.spaces.registry import deadline_space_names, space_names, supports_deadline
 
-SPACES = ("mlp", "cnn", "vgg", "vgg_quick")
-# Spaces whose one-cycle schedule can anneal to a wall-clock deadline.
-DEADLINE_SPACES = ("vgg", "vgg_quick")
 TUNERS = ("hyperband", "random", "bayesian")
 SPLITS = ("seed", "standard")
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
@@ -70,7 +68,7 @@ class RunConfig:
     data_dir: str | None = None
 
     def __post_init__(self):
-        _check_choice("space", self.space, SPACES)
+        _check_choice("space", self.space, space_names())
         _check_choice("tuner", self.tuner, TUNERS)
         _check_choice("split", self.split, SPLITS)
         _check_choice("objective", self.objective, tuple(OBJECTIVES))
@@ -90,25 +88,25 @@ class RunConfig:
             if not self.final_time_budget > 0:
                 raise ConfigError(f"--final-time-budget must be a positive number of minutes, "
                                   f"got {self.final_time_budget}")
-            if self.space not in DEADLINE_SPACES:
-                raise ConfigError("--final-time-budget needs --space vgg or vgg_quick, whose "
+            if not supports_deadline(self.space):
+                raise ConfigError(f"--final-time-budget needs --space {_deadline_spaces()}, whose "
                                   "learning-rate schedule anneals to fit it; for another "
                                   "space cap training with --final-epochs")
         if self.network is not None:
             _check_choice("network", self.network, tuple(NETWORKS))
         if self.precision is not None:
             _check_choice("precision", self.precision, PRECISIONS)
-        if self.space not in DEADLINE_SPACES:
+        if not supports_deadline(self.space):
             pinned = [name for name in PLANNED_CHOICES if getattr(self, name) is not None]
             if pinned:
                 raise ConfigError(f"--{pinned[0].replace('_', '-')} shapes the vgg spaces only; "
-                                  "pass --space vgg or vgg_quick, or leave it out")
+                                  f"pass --space {_deadline_spaces()}, or leave it out")
         if self.budget is not None:
             if not (math.isfinite(self.budget) and self.budget >= MIN_BUDGET_MINUTES):
                 raise ConfigError(f"--budget must be at least {MIN_BUDGET_MINUTES:g} minutes, got "
                                   f"{self.budget}; leave it out to train to --final-epochs")
-            if self.space not in DEADLINE_SPACES:
-                raise ConfigError("--budget needs --space vgg or vgg_quick, whose network and "
+            if not supports_deadline(self.space):
+                raise ConfigError(f"--budget needs --space {_deadline_spaces()}, whose network and "
                                   "schedule a budget can size; for another space use "
                                   "--time-budget and --final-epochs")
         if self.search_patience is not None:
@@ -175,7 +173,7 @@ def config_from_preset(preset: str = "default", planned: bool = True, **override
     chosen = {**PRESETS[preset], **explicit}
     if not planned:
         chosen.pop("budget", None)
-    if chosen.get("space", RunConfig.space) not in DEADLINE_SPACES and "budget" not in explicit:
+    if "budget" not in explicit and not supports_deadline(chosen.get("space", RunConfig.space)):
         # A preset's budget serves its own vgg space: `--space cnn` from the default preset
         # searches and trains as the cnn preset does instead of being refused.
         chosen.pop("budget", None)
@@ -198,6 +196,12 @@ def load_config(path: Path) -> RunConfig:
             from e
     known = {f.name for f in dataclasses.fields(RunConfig)}
     return RunConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def _deadline_spaces() -> str:
+    """The spaces that support a deadline, as "vgg or vgg_quick"."""
+    *others, last = deadline_space_names()
+    return f"{', '.join(others)} or {last}" if others else last
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -175,7 +175,7 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
 
 def _finished(model, hypermodel):
     """The model as saved: averaging each image and its mirror where the space says so."""
-    return with_flip_averaging(model) if getattr(hypermodel, "averages_flips", False) else model
+    return with_flip_averaging(model) if hypermodel.averages_flips else model
 
 
 def tensorboard_logs(log_dir: Path) -> list[keras.callbacks.Callback]:
