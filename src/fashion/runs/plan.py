@@ -23,12 +23,12 @@ import numpy as np
 
 from fashion.errors import RunDirError
 from fashion.runs import rundir
-from fashion.storage import files
-from fashion.training.config import PLANNED_CHOICES, PLANNED_TIMES, RunConfig
-from fashion.storage.dataset import STANDARD_VAL_SIZE
-from fashion.training.device import Device, describe, detect_device
 from fashion.spaces.networks import NETWORKS
 from fashion.spaces.registry import build_hypermodel
+from fashion.storage import files
+from fashion.storage.dataset import STANDARD_VAL_SIZE
+from fashion.training.config import PLANNED_CHOICES, PLANNED_TIMES, RunConfig
+from fashion.training.device import Device, describe, detect_device
 
 # The settings a plan fills in (`apply_plan`).
 PLANNED_SETTINGS = (*PLANNED_CHOICES, *PLANNED_TIMES)
