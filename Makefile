@@ -5,7 +5,7 @@ ARGS ?=
 # Keras's backend to install: tensorflow (Keras's default), jax or torch.
 BACKEND ?= tensorflow
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(ARGS)
+
+# The documentation site at http://127.0.0.1:8000, rebuilt as its pages change.
+docs: setup
+	$(VENV)/bin/mkdocs serve
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
