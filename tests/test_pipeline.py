@@ -202,7 +202,7 @@ def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path
     out = tmp_path / "run"
     argv = ["run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS]
     _kill_when(argv, lambda printed: KILL_POINTS[phase](out, printed))
-    assert not rundir.is_finished(out)
+    assert not rundir.RunDir(out).is_finished()
     done = _fashion(*argv, env=CHAOS_ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics, history = uninterrupted
@@ -239,7 +239,7 @@ def test_in_graph_augmentation_resumes_exactly_after_a_kill_in_training(data_dir
 
 def test_a_nearly_full_disk_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
     usage = type("Usage", (), {"free": 10 * 2**20})
-    monkeypatch.setattr("fashion.runs.rundir.shutil.disk_usage", lambda path: usage)
+    monkeypatch.setattr("fashion.storage.files.shutil.disk_usage", lambda path: usage)
     out = tmp_path / "run"
     # A missing data folder too: the disk is checked first, so its error is the one shown.
     assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(out), *TINY]) == 1
@@ -265,7 +265,7 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line(data_dir, tmp_path, caps
     def disk_full(path, text):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("fashion.runs.files.write_atomic", disk_full)
+    monkeypatch.setattr("fashion.storage.files.write_atomic", disk_full)
     out = tmp_path / "run"
     assert main(["run", "--data-dir", str(data_dir), "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,3 @@
-import json
 
 import pytest
 
@@ -122,9 +121,8 @@ def test_plan_lines_name_the_device_the_choice_and_the_minutes():
 
 def _save(run_dir, config, plan):
     run_dir.mkdir()
-    record = rundir.config_record(planning.apply_plan(config, plan), {}, "fashion run",
-                                  plan.device, plan)
-    (run_dir / rundir.CONFIG).write_text(json.dumps(record))
+    rundir.RunDir(run_dir).write_record(planning.apply_plan(config, plan), {}, "fashion run",
+                                        plan.device, plan)
 
 
 def test_a_resumed_run_reuses_its_saved_plan_without_measuring(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def test_a_missing_file_is_named_and_the_old_report_kept(run_copy, capsys, missi
 def test_missing_trials_are_named(run_copy):
     shutil.rmtree(run_copy / "tuning")
     with pytest.raises(RunDirError, match=r"tuning holds no trial_\*/trial.json; `fashion run`"):
-        report.read_run_files(run_copy)
+        rundir.RunDir(run_copy).read()
 
 
 def test_a_failure_while_drawing_leaves_the_previous_report_untouched(run_copy, monkeypatch,

@@ -132,10 +132,10 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from fashion.evaluation.report import is_partial, write_partial_report, write_report
-    from fashion.runs.rundir import CONFIG
+    from fashion.evaluation.report import write_partial_report, write_report
+    from fashion.runs.rundir import RunDir
 
-    if is_partial(args.run_dir) and (args.run_dir / CONFIG).exists():
+    if RunDir(args.run_dir).is_partial():
         path = write_partial_report(args.run_dir)
         print(f"partial report (the run has not finished): {path} (and "
               f"{path.with_suffix('.md').name}, figures/)")

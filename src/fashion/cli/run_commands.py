@@ -252,24 +252,23 @@ def cmd_trials(args) -> int:
     import time
 
     from fashion.errors import ConfigError
-    from fashion.runs.rundir import BEST_HYPERPARAMETERS, CONFIG
-    from fashion.training.config import OBJECTIVES, load_config
-    from fashion.tuning.trial_records import format_trials_table, load_trials, rank_trials
+    from fashion.runs.rundir import RunDir
+    from fashion.training.config import OBJECTIVES
+    from fashion.tuning.trial_records import format_trials_table, rank_trials
 
     if args.watch is not None and not args.watch > 0:
         raise ConfigError(f"--watch {args.watch} must be a positive number of seconds")
-    objective = "val_accuracy"
-    if (args.run_dir / CONFIG).exists():
-        objective = load_config(args.run_dir / CONFIG).objective
+    run = RunDir(args.run_dir)
+    objective = run.config().objective if run.has_record() else "val_accuracy"
     while True:
-        trials = rank_trials(load_trials(args.run_dir), OBJECTIVES[objective])
+        trials = rank_trials(run.trials(), OBJECTIVES[objective])
         if args.json:
             print(json.dumps(trials, indent=2))
         else:
             if args.watch is not None and sys.stdout.isatty():
                 print("\033[H\033[J", end="")  # clear the terminal: the table replaces itself
             print(format_trials_table(trials, objective, OBJECTIVES[objective]), flush=True)
-        if args.watch is None or (args.run_dir / BEST_HYPERPARAMETERS).exists():
+        if args.watch is None or run.search_ended():
             return 0
         print(f"-- {time.strftime('%H:%M:%S')}: watching, Ctrl-C to stop", flush=True)
         time.sleep(args.watch)

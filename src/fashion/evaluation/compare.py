@@ -5,10 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fashion.errors import RunDirError
 from fashion.evaluation import figures
 from fashion.evaluation.report_page import Figure, Section, Table, format_value, render_html
-from fashion.runs import rundir
+from fashion.runs.rundir import RunDir
 from fashion.storage import files
 from fashion.tuning.trial_records import format_duration
 
@@ -22,15 +21,11 @@ def read_run(run_dir: Path) -> dict:
     Raises:
         RunDirError: the folder is not a finished run (naming the missing file).
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is not a directory; pass run directories made by "
-                          "`fashion run`")
-    record = files.read_json(run_dir / rundir.CONFIG)
-    return {"name": str(run_dir), "config": record["config"],
-            "versions": record.get("versions", {}),
-            "metrics": files.read_json(run_dir / rundir.METRICS),
-            "history": files.read_history(run_dir / rundir.HISTORY)}
+    run = RunDir(run_dir)
+    record = run.record()
+    return {"name": str(run.path), "config": record["config"],
+            "versions": record.get("versions", {}), "metrics": run.metrics(),
+            "history": run.history()}
 
 
 def compare_runs(runs: list[dict]) -> dict:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from fashion.errors import RunDirError
 from fashion.evaluation import figures as plots
 from fashion.evaluation.evaluate import (
     most_confused_pairs,
@@ -21,15 +18,11 @@ from fashion.runs import rundir
 from fashion.runs.plan import Plan
 from fashion.spaces.registry import fixed_hyperparameters
 from fashion.storage.dataset import load_splits
-from fashion.storage.files import read_history, read_json
-from fashion.training.config import RunConfig, load_config
 from fashion.training.device import describe
-from fashion.tuning import project
 from fashion.tuning.trial_records import (
     EPOCHS_FEATURE,
     finished,
     hyperparameter_importance,
-    load_trials,
     tuned_names,
 )
 
@@ -53,57 +46,15 @@ CAPTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class RunFiles:
-    """What a finished run directory holds, read back."""
-
-    run_dir: Path
-    record: dict  # config.json: settings, command, versions, data checksums
-    config: RunConfig
-    best_hyperparameters: dict
-    metrics: dict
-    history: dict[str, list[float]]
-    trials: list[dict]
-
-
-def read_run_files(run_dir: Path) -> RunFiles:
-    """Read every saved file a report needs, naming the first that is missing or corrupt."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is not a directory; pass a run directory made by "
-                                 "`fashion run`")
-    record = read_json(run_dir / rundir.CONFIG)
-    return RunFiles(
-        run_dir=run_dir, record=record, config=load_config(run_dir / rundir.CONFIG),
-        best_hyperparameters=read_json(run_dir / rundir.BEST_HYPERPARAMETERS),
-        metrics=read_json(run_dir / rundir.METRICS),
-        history=read_history(run_dir / rundir.HISTORY),
-        trials=load_trials(run_dir))
-
-
-def is_partial(run_dir: Path) -> bool:
-    """Whether the run has not finished yet (running, or interrupted): neither its metrics nor
-    its report exist. A finished run missing one of them is damaged, not partial."""
-    return not ((Path(run_dir) / rundir.METRICS).exists()
-                or (Path(run_dir) / rundir.REPORT_HTML).exists())
-
-
 def write_partial_report(run_dir: Path) -> Path:
     """Write report-partial.html and .md: the trials and training curves so far of a run that is
     still running or was interrupted; return the HTML. Read-only for the run's own files."""
-    run_dir = Path(run_dir)
-    record = read_json(run_dir / rundir.CONFIG)
-    optional = {rundir.BEST_HYPERPARAMETERS: {}, rundir.HISTORY: {}}
-    for name in optional:
-        if (run_dir / name).exists():
-            optional[name] = (read_history(run_dir / name) if name == rundir.HISTORY
-                              else read_json(run_dir / name))
-    trials = load_trials(run_dir) if any((run_dir / project.TUNING).glob("trial_*")) else []
-    files = RunFiles(run_dir, record, load_config(run_dir / rundir.CONFIG),
-                     optional[rundir.BEST_HYPERPARAMETERS], {}, optional[rundir.HISTORY], trials)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    run = rundir.RunDir(run_dir)
+    files = run.read_so_far()
+    trials = files.trials
+    staged = run.staging()
     try:
-        folder = staging / rundir.FIGURES
+        folder = staged.figures
         figures = make_trial_figures(files, folder)
         if files.history:
             figures["curves"] = _figure("curves", plots.plot_training_curves(
@@ -121,15 +72,15 @@ def write_partial_report(run_dir: Path) -> Path:
             sections.append(Section("What tuning found so far", [
                 tuning_text(files), figures["tuning"], figures["importance"],
                 figures["effects"], "Every trial (the best highlighted):", trials_table(files)]))
-        sections.append(Section("Configuration", configuration_blocks(record)))
-        title = f"Fashion-MNIST run {run_dir.resolve().name} (partial)"
-        (staging / rundir.PARTIAL_REPORT_HTML).write_text(render_html(title, sections, folder))
-        (staging / rundir.PARTIAL_REPORT_MD).write_text(
-            render_markdown(title, sections, rundir.FIGURES))
-        publish(staging, run_dir, pages=(rundir.PARTIAL_REPORT_MD, rundir.PARTIAL_REPORT_HTML))
+        sections.append(Section("Configuration", configuration_blocks(files.record)))
+        title = f"Fashion-MNIST run {run.path.resolve().name} (partial)"
+        staged.report_html(partial=True).write_text(render_html(title, sections, folder))
+        staged.report_markdown(partial=True).write_text(
+            render_markdown(title, sections, run.figures.name))
+        publish(staged, run, partial=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return run_dir / rundir.PARTIAL_REPORT_HTML
+        shutil.rmtree(staged.path, ignore_errors=True)
+    return run.report_html(partial=True)
 
 
 def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = None) -> Path:
@@ -140,44 +91,43 @@ def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = 
     end, so a failure leaves the previous report untouched. The partial report of the run, if
     one was written while it ran, is removed.
     """
-    files = read_run_files(run_dir)
+    run = rundir.RunDir(run_dir)
+    files = run.read()
     if model is None:
-        model = load_model(files.run_dir / rundir.MODEL)
+        model = load_model(run.model_path)
     if splits is None:
         splits = load_splits(files.config, data_dir)
     probabilities = predict_probabilities(model, splits.x_test)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=files.run_dir))
+    staged = run.staging()
     try:
-        figures = make_figures(files, splits, probabilities, staging / rundir.FIGURES)
-        title = f"Fashion-MNIST run {files.run_dir.resolve().name}"
+        figures = make_figures(files, splits, probabilities, staged.figures)
+        title = f"Fashion-MNIST run {run.path.resolve().name}"
         sections = build_sections(files, figures)
-        (staging / rundir.REPORT_HTML).write_text(
-            render_html(title, sections, staging / rundir.FIGURES))
-        (staging / rundir.REPORT_MD).write_text(render_markdown(title, sections, rundir.FIGURES))
-        publish(staging, files.run_dir)
+        staged.report_html().write_text(render_html(title, sections, staged.figures))
+        staged.report_markdown().write_text(render_markdown(title, sections, run.figures.name))
+        publish(staged, run)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for name in (rundir.PARTIAL_REPORT_HTML, rundir.PARTIAL_REPORT_MD):
-        (files.run_dir / name).unlink(missing_ok=True)
-    return files.run_dir / rundir.REPORT_HTML
+        shutil.rmtree(staged.path, ignore_errors=True)
+    for page in (run.report_html(partial=True), run.report_markdown(partial=True)):
+        page.unlink(missing_ok=True)
+    return run.report_html()
 
 
-def publish(staging: Path, run_dir: Path,
-            pages: tuple[str, ...] = (rundir.REPORT_MD, rundir.REPORT_HTML)) -> None:
-    """Move the staged figures and pages over the old ones, figures first so pages never dangle."""
-    figures, old = run_dir / rundir.FIGURES, staging / "old-figures"
-    if figures.exists():
-        os.replace(figures, old)
-    os.replace(staging / rundir.FIGURES, figures)
-    for name in pages:
-        os.replace(staging / name, run_dir / name)
+def publish(staged: rundir.RunDir, run: rundir.RunDir, partial: bool = False) -> None:
+    """Move the staged figures and pages over the old ones, figures first so pages never
+    dangle, and the HTML page last: it marks a finished run."""
+    if run.figures.exists():
+        os.replace(run.figures, staged.path / "old-figures")
+    os.replace(staged.figures, run.figures)
+    os.replace(staged.report_markdown(partial), run.report_markdown(partial))
+    os.replace(staged.report_html(partial), run.report_html(partial))
 
 
 def _figure(key: str, path: Path, objective: str) -> Figure:
     return Figure(path.name, CAPTIONS[key].format(objective=objective))
 
 
-def make_trial_figures(files: RunFiles, folder: Path) -> dict[str, Figure]:
+def make_trial_figures(files: rundir.SavedRun, folder: Path) -> dict[str, Figure]:
     """Draw the figures of the search into `folder`: its history, importance and effects."""
     config, trials = files.config, files.trials
     objective, direction = config.objective, config.objective_direction
@@ -194,7 +144,7 @@ def make_trial_figures(files: RunFiles, folder: Path) -> dict[str, Figure]:
     return {key: _figure(key, path, objective) for key, path in paths.items()}
 
 
-def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[str, Figure]:
+def make_figures(files: rundir.SavedRun, splits, probabilities, folder: Path) -> dict[str, Figure]:
     """Draw every figure of the report into `folder`; return them by topic, captioned."""
     test, config = files.metrics["test"], files.config
     worst = worst_misclassified(splits.y_test, probabilities, N_WORST)
@@ -214,7 +164,7 @@ def make_figures(files: RunFiles, splits, probabilities, folder: Path) -> dict[s
             **make_trial_figures(files, folder)}
 
 
-def build_sections(files: RunFiles, figures: dict[str, Figure]) -> list[Section]:
+def build_sections(files: rundir.SavedRun, figures: dict[str, Figure]) -> list[Section]:
     """The report's content, in the order a reader asks: how good, where it fails, why."""
     return [
         Section("How good", [summary_text(files), metrics_table(files.metrics)]),
@@ -234,7 +184,7 @@ def build_sections(files: RunFiles, figures: dict[str, Figure]) -> list[Section]
     ]
 
 
-def summary_text(files: RunFiles) -> str:
+def summary_text(files: rundir.SavedRun) -> str:
     m, config = files.metrics, files.config
     test = m["test"]
     kept, _ = plots.kept_epoch(files.history, config.final_patience, config.final_monitor)
@@ -268,7 +218,7 @@ def per_class_table(test: dict) -> Table:
     return Table(["class", "precision", "recall", "F1", "images", "predicted as this"], rows)
 
 
-def tuning_text(files: RunFiles) -> str:
+def tuning_text(files: rundir.SavedRun) -> str:
     config, done = files.config, finished(files.trials)
     best = _best_trial(files)
     found = (f" The best, trial {best['number']}, scored {best['score']:.4f}."
@@ -281,7 +231,7 @@ def tuning_text(files: RunFiles) -> str:
             f"imising `{config.objective}` on the validation split.{found}{fixed_text}")
 
 
-def _best_trial(files: RunFiles) -> dict | None:
+def _best_trial(files: rundir.SavedRun) -> dict | None:
     done = finished(files.trials)
     if not done:
         return None
@@ -289,7 +239,7 @@ def _best_trial(files: RunFiles) -> dict | None:
     return pick(done, key=lambda t: t["score"])
 
 
-def trials_table(files: RunFiles) -> Table:
+def trials_table(files: rundir.SavedRun) -> Table:
     names = tuned_names(files.trials)
     rows = [[t["number"], t["trial_id"], t["status"], t["score"], t["epochs"],
              *(t["values"].get(n) for n in names)] for t in files.trials]
@@ -298,7 +248,7 @@ def trials_table(files: RunFiles) -> Table:
                  highlight=files.trials.index(best) if best is not None else None)
 
 
-def data_text(files: RunFiles) -> str:
+def data_text(files: rundir.SavedRun) -> str:
     sizes = files.metrics["sizes"]
     return (f"Split `{files.metrics['split']}`: {sizes['train']:,} training, {sizes['val']:,} "
             f"validation and {sizes['test']:,} test images.")

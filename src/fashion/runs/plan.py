@@ -22,10 +22,9 @@ import keras_tuner
 import numpy as np
 
 from fashion.errors import RunDirError
-from fashion.runs import rundir
+from fashion.runs.rundir import RunDir
 from fashion.spaces.networks import NETWORKS
 from fashion.spaces.registry import build_hypermodel, space_class
-from fashion.storage import files
 from fashion.storage.dataset import STANDARD_VAL_SIZE
 from fashion.training.config import PLANNED_CHOICES, PLANNED_TIMES, RunConfig
 from fashion.training.device import Device, describe, detect_device
@@ -205,10 +204,7 @@ def saved_plan(run_dir: Path, config: RunConfig) -> Plan | None:
         RunDirError: the run was planned with another network, precision or augmentation than
             the config now names.
     """
-    path = Path(run_dir) / rundir.CONFIG
-    if not path.exists():
-        return None
-    plan = Plan.from_saved(files.read_json(path).get("plan"))
+    plan = Plan.from_saved(RunDir(run_dir).saved_plan())
     if plan is None or plan.budget_minutes != config.budget:
         return None  # none, another budget's, or another version's: plan afresh
     named = {"network": config.network, "precision": config.precision,

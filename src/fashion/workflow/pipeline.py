@@ -14,17 +14,16 @@ from fashion.errors import ConfigError
 from fashion.evaluation.evaluate import evaluate_model
 from fashion.evaluation.report import write_report
 from fashion.inference.model_files import load_model, save_model
-from fashion.runs import rundir
 from fashion.runs.plan import PLANNED_SETTINGS, plan_run
+from fashion.runs.rundir import RunDir
 from fashion.spaces.registry import hypermodel_for
 from fashion.storage import files
 from fashion.storage.dataset import Splits, load_splits, sample_train
 from fashion.training.config import RunConfig
 from fashion.training.device import detect_device
-from fashion.training.train import LOGS, ResumableTraining, train_best
+from fashion.training.train import ResumableTraining, train_best
 from fashion.tuning import project
 from fashion.tuning.distribute import STANDALONE, Role
-from fashion.tuning.trial_records import load_trials
 from fashion.tuning.tune import build_tuner, run_search
 
 
@@ -79,29 +78,27 @@ def search(config: RunConfig, run_dir: Path | None = None, overwrite: bool = Fal
         raise ConfigError("--budget plans a run on one machine; a distributed search takes "
                           "--no-budget with --time-budget (and --network) on chief and workers")
     run_dir = Path(run_dir) if run_dir else default_run_dir()
-    rundir.prepare(run_dir, config, overwrite,
-                   planned=PLANNED_SETTINGS if config.budget is not None else ())
+    out = RunDir(run_dir)
+    out.prepare(config, overwrite, planned=PLANNED_SETTINGS if config.budget is not None else ())
     if on_progress:
         on_progress("[fashion] loading and checking Fashion-MNIST")
     splits = load_splits(config)
     config, plan = plan_run(config, run_dir, overwrite, on_progress)
     if overwrite:
-        rundir.clear(run_dir)
+        out.clear()
     else:
         project.check_same_space(run_dir, hypermodel_for(config))
     if not role.is_worker:
-        rundir.remove_leftovers(run_dir)
-        files.write_json(run_dir / rundir.CONFIG,
-                          rundir.config_record(config, splits.data_sha256, command,
-                                               plan.device if plan else detect_device().to_dict(),
-                                               plan))
+        out.remove_leftovers()
+        out.write_record(config, splits.data_sha256, command,
+                         plan.device if plan else detect_device().to_dict(), plan)
     keras.utils.set_random_seed(config.seed)
     tuner = build_tuner(config, run_dir, role=role, on_message=on_progress)
     search_splits = sample_train(splits, config.search_images, config.seed)
     best_hp = run_search(tuner, search_splits, config, run_dir, verbose=verbose,
                          on_progress=on_progress)
     if best_hp is not None:
-        files.write_json(run_dir / rundir.BEST_HYPERPARAMETERS, best_hp.values)
+        out.write_best_hyperparameters(best_hp.values)
     return SearchResult(run_dir, config, splits, best_hp,
                         project.SearchClock.start(run_dir).spent_before)
 
@@ -121,10 +118,11 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
     searched = search(config, run_dir, overwrite, command, verbose, on_progress, role)
     run_dir, config, splits, best_hp = (searched.run_dir, searched.config, searched.splits,
                                         searched.best_hyperparameters)
-    model, history, training_seconds = _final_model(run_dir, best_hp, splits, config, verbose,
+    out = RunDir(run_dir)
+    model, history, training_seconds = _final_model(out, best_hp, splits, config, verbose,
                                                     on_progress)
-    if (run_dir / rundir.METRICS).exists():
-        metrics = files.read_json(run_dir / rundir.METRICS)
+    if out.has_metrics():
+        metrics = out.metrics()
     else:
         if on_progress:
             on_progress("[fashion] evaluating on the validation and test splits")
@@ -138,31 +136,29 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
             "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
             "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
         }
-        files.write_json(run_dir / rundir.METRICS, metrics)
-    shutil.rmtree(run_dir / rundir.TRAINING_BACKUP, ignore_errors=True)
+        out.write_metrics(metrics)
+    shutil.rmtree(out.training_backup, ignore_errors=True)
     if on_progress:
         on_progress("[fashion] writing the report")
     write_report(run_dir, model=model, splits=splits)
-    return RunResult(run_dir, model, metrics, best_hp.values, load_trials(run_dir))
+    return RunResult(run_dir, model, metrics, best_hp.values, out.trials())
 
 
-def _final_model(run_dir: Path, best_hp, splits, config: RunConfig, verbose: int, on_progress):
+def _final_model(out: RunDir, best_hp, splits, config: RunConfig, verbose: int, on_progress):
     """Train the final model, continuing an interrupted training, or load the one saved.
 
     Returns the model, its history and the seconds its training took over every run.
     """
-    backup = run_dir / rundir.TRAINING_BACKUP
-    if (run_dir / rundir.MODEL).exists():  # trained before a kill in evaluation or the report
-        return (load_model(run_dir / rundir.MODEL), files.read_history(run_dir / rundir.HISTORY),
-                ResumableTraining.seconds_spent(backup))
-    files.check_free_space(run_dir)
+    backup = out.training_backup
+    if out.has_model():  # trained before a kill in evaluation or the report
+        return load_model(out.model_path), out.history(), ResumableTraining.seconds_spent(backup)
+    files.check_free_space(out.path)
     if on_progress:
         resumed = ResumableTraining.seconds_spent(backup)
         on_progress("[fashion] final training" + (f", resumed after {resumed:.0f} s"
                                                    if resumed else ""))
     model, history = train_best(best_hp, splits, config, verbose=verbose, backup_dir=backup,
-                                history_path=run_dir / rundir.HISTORY,
-                                log_dir=run_dir / LOGS / "final")
+                                history_path=out.history_path, log_dir=out.logs / "final")
     seconds = ResumableTraining.seconds_spent(backup)
-    save_model(model, run_dir / rundir.MODEL)
+    save_model(model, out.model_path)
     return model, history, seconds
