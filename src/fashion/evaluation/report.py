@@ -23,6 +23,7 @@ from fashion.tuning.trial_records import (
     EPOCHS_FEATURE,
     finished,
     hyperparameter_importance,
+    searched,
     tuned_names,
 )
 
@@ -193,7 +194,8 @@ def summary_text(files: rundir.SavedRun) -> str:
             f"right class is among its top two guesses {test['top2_accuracy']:.2%} of the time. "
             f"It is a {config.space.upper()} of {m['parameters']:,} parameters, trained "
             f"{m['epochs_trained']} epochs in {m['training_seconds']:.0f} s (the weights of epoch "
-            f"{kept} kept), after a {m['tuning_seconds']:.0f} s {config.tuner} search.")
+            f"{kept} kept), after a {m['tuning_seconds']:.0f} s "
+            + (f"{config.tuner} search." if searched(files.trials) else "check of the space."))
 
 
 def metrics_table(metrics: dict) -> Table:
@@ -226,6 +228,10 @@ def tuning_text(files: rundir.SavedRun) -> str:
     fixed = fixed_hyperparameters(config.space)
     fixed_text = (" Fixed by evidence, not searched (short trials cannot rank them): "
                   + ", ".join(f"{k} = {v}" for k, v in fixed.items()) + "." if fixed else "")
+    if not searched(files.trials):
+        return (f"Nothing was searched: the {config.space.upper()} space fixes every setting. "
+                f"One short trial checked that it builds and trains; its score measures "
+                f"nothing.{fixed_text}")
     return (f"A {config.tuner} search of the {config.space.upper()} space ran "
             f"{len(files.trials)} trials ({len(done)} finished), {config.objective_direction}"
             f"imising `{config.objective}` on the validation split.{found}{fixed_text}")

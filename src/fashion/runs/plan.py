@@ -77,13 +77,14 @@ class Plan:
 
     def lines(self) -> list[str]:
         rate = self.images_per_second[f"{self.network} {self.precision}"]
+        speed = f"{rate:,.0f} images/s" if rate else "a speed not measured"
         where = "in the model's graph" if self.augment_in_graph else "in NumPy on the host"
-        measured = ", ".join(f"{name} {value:,.0f}" for name, value in
+        measured = ", ".join(f"{name} {_rate_text(value)}" for name, value in
                              self.images_per_second.items())
         return [
             f"plan for {self.budget_minutes:g} minutes on {describe(self.device)}",
             f"  measured training images/s: {measured}",
-            f"  network {self.network} in {self.precision} at {rate:,.0f} images/s, "
+            f"  network {self.network} in {self.precision} at {speed}, "
             f"augmented {where}",
             f"  search {self.search_minutes:.1f} min, final training "
             f"{self.training_minutes:.1f} min (about {self.epochs} epochs of "
@@ -101,6 +102,10 @@ class Plan:
             return cls(**saved) if saved else None
         except TypeError:
             return None
+
+
+def _rate_text(images_per_second: float) -> str:
+    return f"{images_per_second:,.0f}" if images_per_second else "not measured"
 
 
 def make_plan(config: RunConfig, device: Device, measure) -> Plan:
@@ -137,7 +142,9 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
     rates = {f"{networks[0]} {p}": measure_at(networks[0], p) for p in precisions}
     precision = precisions[-1]
     if len(precisions) > 1:
-        speedup = rates[f"{networks[0]} mixed_bfloat16"] / rates[f"{networks[0]} float32"]
+        float32, bfloat16 = (rates[f"{networks[0]} {p}"] for p in precisions)
+        # A rate of 0 was not measured (Keras's debugging caps ended it): keep float32.
+        speedup = bfloat16 / float32 if float32 else 0.0
         precision = "mixed_bfloat16" if speedup >= BFLOAT16_MIN_SPEEDUP else "float32"
     chosen = networks[0]
     for network in networks[1:]:
@@ -259,6 +266,15 @@ class Throughput(keras.callbacks.Callback):
         if self.start is None:
             self.start = (now, self.steps_done)
         elif now - self.start[0] >= self.seconds:
-            self.rate = ((self.steps_done - self.start[1]) * self.batch_size
-                         / (now - self.start[0]))
+            self._measure(now)
             self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        # Keras's debugging caps (KERAS_MAX_EPOCHS, KERAS_MAX_STEPS_PER_EPOCH) can end training
+        # before `seconds`: time what ran after the first call; with nothing timed, the rate
+        # stays 0 ("not measured").
+        if not self.rate and self.start is not None and self.steps_done > self.start[1]:
+            self._measure(time.perf_counter())
+
+    def _measure(self, now: float) -> None:
+        self.rate = (self.steps_done - self.start[1]) * self.batch_size / (now - self.start[0])

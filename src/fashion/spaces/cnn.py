@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keras
 
-from fashion.spaces.augment import AugmentedBatches
+from fashion.spaces.augment import AugmentedBatches, ShuffledBatches
 from fashion.spaces.base import SearchSpace
 from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
 
@@ -63,14 +63,17 @@ class CNNHyperModel(SearchSpace):
         """
         _fit_choices(hp)
 
-    def fit(self, hp, model, x, y, **kwargs):
-        """Train with a tuned batch size and, when chosen, flip-and-shift augmentation."""
+    def fit(self, hp, model, x, y, callbacks=(), **kwargs):
+        """Train with a tuned batch size and, when chosen, flip-and-shift augmentation.
+
+        The batches' order is a function of (seed, epoch), so a training resumed mid-way sees
+        the images an uninterrupted one would have (Keras's own shuffle cannot be resumed).
+        """
         batch_size, augment = _fit_choices(hp)
-        if augment:
-            batches = AugmentedBatches(x, y, batch_size, seed=self.seed)
-            callbacks = [*kwargs.pop("callbacks", ()), batches.follow_epochs()]
-            return model.fit(batches, shuffle=False, callbacks=callbacks, **kwargs)
-        return model.fit(x, y, batch_size=batch_size, **kwargs)
+        batches_class = AugmentedBatches if augment else ShuffledBatches
+        batches = batches_class(x, y, batch_size, seed=self.seed)
+        return model.fit(batches, shuffle=False, callbacks=[*callbacks, batches.follow_epochs()],
+                         **kwargs)
 
 
 def _fit_choices(hp) -> tuple[int, bool]:

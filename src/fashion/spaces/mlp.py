@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import keras_tuner
 
+from fashion.spaces.augment import ShuffledBatches
 from fashion.spaces.base import SearchSpace
 from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
 
@@ -14,6 +15,8 @@ MLP_LEARNING_RATES = [10.0**-k for k in range(7)]
 NOTEBOOK_BEST = {"num_layers": 3, "layer_units_0": 504, "layer_units_1": 288,
                  "layer_units_2": 408, "learning_rate": 1e-4}
 MLP_MAX_LAYERS = 9
+# Keras's default batch size, which the notebook trained with.
+MLP_BATCH_SIZE = 32
 
 
 class MLPHyperModel(SearchSpace):
@@ -34,6 +37,14 @@ class MLPHyperModel(SearchSpace):
                       loss="categorical_crossentropy", metrics=["accuracy"],
                       **self.compile_options())
         return model
+
+    def fit(self, hp, model, x, y, callbacks=(), **kwargs):
+        """Train on batches whose order is a function of (seed, epoch), so a training resumed
+        mid-way sees the images an uninterrupted one would have (Keras's own shuffle cannot be
+        resumed)."""
+        batches = ShuffledBatches(x, y, kwargs.pop("batch_size", MLP_BATCH_SIZE), seed=self.seed)
+        return model.fit(batches, shuffle=False, callbacks=[*callbacks, batches.follow_epochs()],
+                         **kwargs)
 
 
 def notebook_best_hyperparameters() -> keras_tuner.HyperParameters:

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from keras_tuner.engine.hyperparameters import Fixed
+
 from fashion.tuning.trial_records import format_duration, format_score
 from fashion.tuning.upstream import TrialStatus, planned_trials
 
 
+def searches_nothing(hyperparameters) -> bool:
+    """Whether a space leaves nothing to choose (every setting `Fixed`): its one short trial
+    only checks that it builds and trains, and its score means nothing."""
+    return all(isinstance(hp, Fixed) for hp in hyperparameters.space)
+
+
 def progress_line(oracle, trial, elapsed: float, budget_left: float | None = None) -> str:
-    """Return e.g. 'trial 3/13 done: val_accuracy 0.8123, best 0.8400, elapsed 1m02s, ...'."""
+    """Return e.g. 'trial 3/13 done: val_accuracy 0.8123, best 0.8400, elapsed 1m02s, ...'.
+
+    A space with nothing to search gets 'space checked: it builds and trains ...' instead of
+    a trial's score, which a reader would take for a result.
+    """
+    if searches_nothing(oracle.hyperparameters):
+        outcome = ("it builds and trains" if trial.status == TrialStatus.COMPLETED
+                   else f"its check trial {trial.status.lower()}")
+        return (f"[fashion] space checked: {outcome} (nothing to search: every setting is "
+                f"fixed), {format_duration(elapsed)}")
     total = planned_trials(oracle)
     done = len(oracle.end_order)
     best = oracle.get_best_trials(1)

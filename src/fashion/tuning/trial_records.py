@@ -22,10 +22,13 @@ EPOCHS_FEATURE = "epochs (budget)"
 def load_trials(run_dir: Path) -> list[dict]:
     """Return every trial in the order the search started them.
 
-    Each is {"number", "trial_id", "status", "score", "epochs", "values", "log_sampled"}:
+    Each is {"number", "trial_id", "status", "score", "epochs", "values", "log_sampled",
+    "searched"}:
     `score` is the objective (None while unfinished), `epochs` Hyperband's budget (None for
     other tuners), `values` the hyperparameters without Hyperband's bookkeeping, and
-    `log_sampled` the names the space samples on a log scale (best plotted on one).
+    `log_sampled` the names the space samples on a log scale (best plotted on one), and
+    `searched` whether the space had anything to choose (a space that fixes every setting
+    runs one trial that only checks it builds and trains).
     """
     tuning = Path(run_dir) / project.TUNING
     paths = {p.parent.name.removeprefix("trial_"): p
@@ -44,6 +47,9 @@ def load_trials(run_dir: Path) -> list[dict]:
             "values": {k: v for k, v in values.items() if not k.startswith(TUNER_PREFIX)},
             "log_sampled": sorted(h["config"]["name"] for h in hyperparameters.get("space", [])
                                   if h.get("config", {}).get("sampling") == "log"),
+            # False when every setting of the space is fixed: the trial only checked it.
+            "searched": any(h.get("class_name") != "Fixed"
+                            for h in hyperparameters.get("space", [])),
         })
     return trials
 
@@ -85,6 +91,11 @@ def format_duration(seconds: float) -> str:
 
 def format_score(value) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def searched(trials: list[dict]) -> bool:
+    """Whether the trials searched a space, rather than only checking one that fixes everything."""
+    return not trials or any(trial.get("searched", True) for trial in trials)
 
 
 def finished(trials: list[dict]) -> list[dict]:

@@ -16,7 +16,7 @@ from fashion.training.config import RunConfig
 from fashion.training.train import LOGS, tensorboard_logs
 from fashion.tuning import project, upstream
 from fashion.tuning.distribute import STANDALONE, Role
-from fashion.tuning.progress import progress_line
+from fashion.tuning.progress import progress_line, searches_nothing
 
 
 def trial_seed(seed: int, trial_id: str) -> int:
@@ -104,6 +104,8 @@ def run_search(tuner, splits: Splits, config: RunConfig, run_dir: Path, verbose:
     chief holds the results.
     """
     worker = tuner.role.is_worker
+    if searches_nothing(tuner.oracle.hyperparameters):
+        verbose = 0  # KerasTuner's own lines would show the check's score as a trial's result
     if not worker:
         _watch(tuner, config, run_dir, on_progress)
     if verbose:
