@@ -157,3 +157,26 @@ def test_measuring_trains_the_network_on_this_device(augment_in_graph):
     rate = planning.measure_training_speed(config, "vgg", "float32", augment_in_graph,
                                            seconds=0.5)
     assert 10 < rate < 1e7
+
+
+def test_a_measurement_cut_short_by_debug_caps_still_plans():
+    # KERAS_MAX_STEPS_PER_EPOCH can end a measurement before it times a step: rate 0.
+    plan = planning.make_plan(config_from_preset("default", limit=300), CPU,
+                              lambda network, precision, in_graph: 0.0)
+    assert (plan.network, plan.precision, plan.epochs) == ("vgg", "float32", 1)
+    assert "vgg float32 not measured" in plan.lines()[1]
+    assert "a speed not measured" in plan.lines()[2]
+
+
+def test_throughput_times_the_steps_that_ran_when_training_ends_early():
+    clock = planning.Throughput(seconds=3600, batch_size=128)
+    clock.on_epoch_begin(0)
+    for batch in range(3):  # the first call compiles: it starts the clock
+        clock.on_train_batch_end(batch)
+    clock.on_train_end()
+    assert clock.rate > 0
+    untimed = planning.Throughput(seconds=3600, batch_size=128)
+    untimed.on_epoch_begin(0)
+    untimed.on_train_batch_end(0)
+    untimed.on_train_end()
+    assert untimed.rate == 0.0
