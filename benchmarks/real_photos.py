@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of fashion.inference.garment to measure a "
                         "step, e.g. "
-                        "WORK_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
+                        "GRABCUT_SIDE=96 or PLAIN_BORDER=0 (every photo through the dataset path)")
     parser.add_argument("--dataset-like", type=int, default=0, metavar="N", help="also score "
                         "the first N standard test images as photo-like JPEGs "
                         "(needs $FASHION_MNIST_DIR)")

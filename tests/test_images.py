@@ -18,9 +18,9 @@ from fashion.errors import (
     UnsupportedInputError,
 )
 from fashion.inference.images import (
+    DECODED_SIDE,
     DRAFT_SIDE,
     IMAGE_FORMATS,
-    WORK_SIDE,
     decode_bytes,
     open_image,
     read_image_header,
@@ -133,7 +133,7 @@ def test_large_images_are_decoded_small_and_keep_their_content(big_photo, fmt, m
     data = _save(photo.convert(mode), fmt)
     header = read_image_header(data, "big")
     image = open_image(data, "big")
-    side = DRAFT_SIDE if fmt == "JPEG" else WORK_SIDE
+    side = DRAFT_SIDE if fmt == "JPEG" else DECODED_SIDE
     assert side <= min(image.size) < 2 * side
     # JPEG decodes at 1/8 scale (draft): the estimate is of the small image, not the big one.
     assert decode_bytes(header) <= (300 * 225 * 4 if fmt == "JPEG" else 2400 * 1800 * 6)

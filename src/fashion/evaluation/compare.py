@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from fashion.evaluation import figures
-from fashion.evaluation.report_page import Figure, Section, Table, format_value, render_html
+from fashion.evaluation.report_page import PageFigure, Section, Table, format_value, render_html
 from fashion.runs.rundir import RunDir
 from fashion.storage import files
 from fashion.tuning.trial_records import format_duration
@@ -112,7 +112,7 @@ def write_comparison_page(runs: list[dict], comparison: dict, path: Path) -> Pat
                 Table(["setting", *(row["run"] for row in comparison["runs"])],
                       [[name, *values] for name, values in differences.items()])
                 if differences else "Every setting was the same."]),
-            Section("Curves", [Figure(drawn.name, "Validation accuracy of each run's final "
+            Section("Curves", [PageFigure(drawn.name, "Validation accuracy of each run's final "
                                       "training per epoch (left), and against the run's wall "
                                       "time (right): the search first, then the training's "
                                       "epochs, taken as equally long.")]),

@@ -12,7 +12,7 @@ from fashion.evaluation.evaluate import (
     predict_probabilities,
     worst_misclassified,
 )
-from fashion.evaluation.report_page import Figure, Section, Table, render_html, render_markdown
+from fashion.evaluation.report_page import PageFigure, Section, Table, render_html, render_markdown
 from fashion.inference.model_files import load_model
 from fashion.runs import rundir
 from fashion.runs.plan import Plan
@@ -124,11 +124,11 @@ def publish(staged: rundir.RunDir, run: rundir.RunDir, partial: bool = False) ->
     os.replace(staged.report_html(partial), run.report_html(partial))
 
 
-def _figure(key: str, path: Path, objective: str) -> Figure:
-    return Figure(path.name, CAPTIONS[key].format(objective=objective))
+def _figure(key: str, path: Path, objective: str) -> PageFigure:
+    return PageFigure(path.name, CAPTIONS[key].format(objective=objective))
 
 
-def make_trial_figures(files: rundir.SavedRun, folder: Path) -> dict[str, Figure]:
+def make_trial_figures(files: rundir.SavedRun, folder: Path) -> dict[str, PageFigure]:
     """Draw the figures of the search into `folder`: its history, importance and effects."""
     config, trials = files.config, files.trials
     objective, direction = config.objective, config.objective_direction
@@ -145,7 +145,8 @@ def make_trial_figures(files: rundir.SavedRun, folder: Path) -> dict[str, Figure
     return {key: _figure(key, path, objective) for key, path in paths.items()}
 
 
-def make_figures(files: rundir.SavedRun, splits, probabilities, folder: Path) -> dict[str, Figure]:
+def make_figures(files: rundir.SavedRun, splits, probabilities,
+                 folder: Path) -> dict[str, PageFigure]:
     """Draw every figure of the report into `folder`; return them by topic, captioned."""
     test, config = files.metrics["test"], files.config
     worst = worst_misclassified(splits.y_test, probabilities, N_WORST)
@@ -165,7 +166,7 @@ def make_figures(files: rundir.SavedRun, splits, probabilities, folder: Path) ->
             **make_trial_figures(files, folder)}
 
 
-def build_sections(files: rundir.SavedRun, figures: dict[str, Figure]) -> list[Section]:
+def build_sections(files: rundir.SavedRun, figures: dict[str, PageFigure]) -> list[Section]:
     """The report's content, in the order a reader asks: how good, where it fails, why."""
     return [
         Section("How good", [summary_text(files), metrics_table(files.metrics)]),

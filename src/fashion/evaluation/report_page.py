@@ -16,7 +16,7 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Figure:
+class PageFigure:
     file: str  # PNG file name inside the figures folder
     caption: str
 
@@ -68,7 +68,7 @@ def render_html(title: str, sections: list[Section], figures_dir: Path) -> str:
 
 
 def _html_block(block, figures_dir: Path) -> str:
-    if isinstance(block, Figure):
+    if isinstance(block, PageFigure):
         data = base64.b64encode((figures_dir / block.file).read_bytes()).decode("ascii")
         caption = html.escape(block.caption)
         return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
@@ -103,7 +103,7 @@ def render_markdown(title: str, sections: list[Section], figures_folder: str) ->
 
 
 def _markdown_block(block, figures_folder: str) -> list[str]:
-    if isinstance(block, Figure):
+    if isinstance(block, PageFigure):
         return [f"![{block.caption}]({figures_folder}/{block.file})", "", f"*{block.caption}*"]
     if isinstance(block, Table):
         def cells(values):

@@ -35,7 +35,7 @@ TRIM_TOLERANCE = 0.05 * 255
 # Decoding work and memory grow with the pixels, so a large image is brought down to about this
 # many pixels on its shorter side right after it is decoded (a box reduce by a whole factor):
 # 9x the 28-pixel output, so a garment that fills a ninth of the photo's width stays sharp.
-WORK_SIDE = 256
+DECODED_SIDE = 256
 # JPEG's decoder scales by 1/2, 1/4 or 1/8 as it reads (Pillow's `draft`), filtering as a resize
 # does, so it may go lower: this cut a 400x400 JPEG's cost to the service by a quarter (1.5 ms).
 DRAFT_SIDE = 128
@@ -52,7 +52,7 @@ FORMATS_HINT = f"{IMAGE_HINT}, or a .npy array of 28x28 images"
 def open_image(data: bytes, name: str) -> Image.Image:
     """Decode image bytes, refusing anything that is not a sane image of a known format.
 
-    A large image comes back shrunk to about `WORK_SIDE` pixels on its shorter side (see
+    A large image comes back shrunk to about `DECODED_SIDE` pixels on its shorter side (see
     `read_image_header`); everything after decoding costs the same for a 48 MP photo as for a
     1 MP one.
 
@@ -135,7 +135,7 @@ def decode_bytes(image: Image.Image) -> int:
 
 
 def decode_image(image: Image.Image, name: str) -> Image.Image:
-    """Decode an image from `read_image_header`, shrink it to about `WORK_SIDE` and turn it
+    """Decode an image from `read_image_header`, shrink it to about `DECODED_SIDE` and turn it
     upright as the camera held it (EXIF orientation).
 
     Raises:
@@ -163,8 +163,8 @@ def decode_image(image: Image.Image, name: str) -> Image.Image:
 
 
 def _shrink(image: Image.Image) -> Image.Image:
-    """Box-average by a whole factor down to about WORK_SIDE on the shorter side."""
-    factor = min(image.size) // WORK_SIDE
+    """Box-average by a whole factor down to about DECODED_SIDE on the shorter side."""
+    factor = min(image.size) // DECODED_SIDE
     if factor < 2:
         return image
     if image.mode in REDUCE_CONVERSIONS:  # averaging palette indices or bits means nothing
