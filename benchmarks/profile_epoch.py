@@ -110,11 +110,10 @@ def time_calls(function, calls: list[tuple]) -> float:
 
 def time_iteration(batches) -> float:
     """Seconds Keras takes to deliver every batch of a PyDataset as `fit` would, training
-    nothing. Keras has no public way to iterate a PyDataset as `fit` does: its data adapter
-    (keras.src, Keras 3) is the same object `fit` builds."""
-    from keras.src.trainers.data_adapters import get_data_adapter
+    nothing, through the data adapter `fit` builds (`fashion.tuning.upstream.fit_data_adapter`)."""
+    from fashion.tuning.upstream import fit_data_adapter
 
-    adapter = get_data_adapter(batches, shuffle=False)
+    adapter = fit_data_adapter(batches)
     dataset = adapter.get_tf_dataset()  # reads a few batches for their shapes: not timed
     adapter.on_epoch_begin()
     iterator = iter(dataset)  # once an epoch, so left to the fit epoch's unscaled part

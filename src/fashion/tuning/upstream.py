@@ -408,3 +408,12 @@ def search_space(hypermodel: keras_tuner.HyperModel) -> list[dict]:
     probe._populate_initial_space()
     keras.backend.clear_session()  # the probe built real models; free them
     return json.loads(json.dumps(probe.oracle.hyperparameters.get_config()["space"]))
+
+
+def fit_data_adapter(batches):
+    """The data adapter `Model.fit` builds around a PyDataset, unshuffled, for measuring how
+    fast Keras delivers its batches (benchmarks.profile_epoch): Keras 3 has no public way to
+    iterate a PyDataset as `fit` does."""
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    return get_data_adapter(batches, shuffle=False)
