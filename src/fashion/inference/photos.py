@@ -11,8 +11,6 @@ from PIL import Image
 from fashion.errors import InputTooLargeError
 from fashion.inference.images import MAX_BYTES, open_image
 from fashion.storage.classes import PHOTO_SHAPE, PHOTO_SIZE
-from fashion.storage.dataset import Splits
-from fashion.storage.photo_folder import hold_out, read_photo_folder
 
 
 def to_photo(image: Image.Image) -> np.ndarray:
@@ -86,21 +84,4 @@ def photos_from_dataset(images: np.ndarray) -> np.ndarray:
     rows, cols = (_upscaling(n, PHOTO_SIZE) for n in images.shape[1:])
     grey = np.einsum("ij,njk,lk->nil", rows, images, cols, optimize=True)
     return np.repeat(np.clip(grey, 0.0, 1.0)[..., None], 3, axis=-1).astype(np.float32)
-
-
-def load_photo_splits(config) -> Splits:
-    """The photos of a `fashion adapt` run, as it split them: its training photos, and the
-    held-out ones as validation and test (the training watches them and chooses nothing on
-    them). The same photos every time, from `config.photo_dir`, `photo_holdout` and `seed`.
-
-    Raises:
-        PhotoFolderError: the folder cannot be learned from (`read_photo_folder`).
-        InputError: a photo cannot be read (named).
-    """
-    folder = read_photo_folder(config.photo_dir)
-    train, held = hold_out(folder, config.photo_holdout, config.seed)
-    photos = read_photos(folder.files)
-    return Splits("photos", photos[train], folder.labels[train], photos[held],
-                  folder.labels[held], photos[held], folder.labels[held],
-                  data_sha256={"photos (listing)": folder.listing_sha256()})
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from fashion.errors import PhotoFolderError
 from fashion.storage.classes import CLASS_NAMES
 
