@@ -27,6 +27,8 @@ def export_model(model_path: str | os.PathLike | None, fmt: str, out: Path) -> P
     Raises:
         FashionError: an unknown format, an existing `out`, a missing converter, a bad model.
     """
+    import keras
+
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if out.exists():
@@ -36,6 +38,11 @@ def export_model(model_path: str | os.PathLike | None, fmt: str, out: Path) -> P
         raise FashionError(f"ONNX export needs {' and '.join(missing)}; install them with "
                            "pip install 'fashion[export]'")
     model = load_model(model_path)
+    # Exported as called in inference: Keras's export calls the model without `training`, and
+    # random augmentation layers (a photo model's) would then take their training path, whose
+    # random ops ONNX lacks.
+    inputs = keras.Input(model.input_shape[1:])
+    model = keras.Model(inputs, model(inputs, training=False), name=model.name)
     # A loaded model has not been called yet, and Keras's ONNX export refuses such models.
     model(np.zeros((1, *model.input_shape[1:]), np.float32))
     out.parent.mkdir(parents=True, exist_ok=True)
