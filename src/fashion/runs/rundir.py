@@ -155,8 +155,8 @@ class RunDir:
 
         A run of `fashion adapt` (its config names a photo folder) searched nothing: no trials.
         """
-        config = self.config()
-        return SavedRun(self.record(), config, self.best_hyperparameters(),
+        record, config = self.record(), self.config()
+        return SavedRun(record, config, self.best_hyperparameters(),
                         self.metrics(), self.history(),
                         [] if config.photo_dir else self.trials())
 
