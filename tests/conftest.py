@@ -133,3 +133,31 @@ def tiny_run(data_dir, tmp_path_factory):
         env={**os.environ, "KERAS_MAX_STEPS_PER_EPOCH": "2"})
     assert done.returncode == 0, done.stderr[-2000:]
     return out
+
+
+FIXTURE_PHOTOS = REPO / "tests" / "fixtures" / "photos"
+
+
+def labelled_photos(root: Path, per_class: int = 4, names: dict | None = None,
+                    seed: int = 0) -> Path:
+    """A folder of labelled photos in `fashion adapt`'s layout, made from the five fixture photos
+    (classes 0, 1, 3, 4, 6): `per_class` variants of each, mirrored, cropped and lit anew, saved
+    as small JPEGs in a sub-folder named `names[class id]` (default: the id)."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    rng = np.random.default_rng(seed)
+    for source in sorted(FIXTURE_PHOTOS.glob("*/*.jpg")):
+        label = int(source.parent.name)
+        folder = root / (names or {}).get(label, str(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        with Image.open(source) as photo:
+            photo = photo.convert("RGB")
+        for i in range(per_class):
+            image = ImageOps.mirror(photo) if i % 2 else photo
+            width, height = image.size
+            left, top, right, bottom = rng.uniform(0, 0.15, 4)
+            image = image.crop((int(left * width), int(top * height),
+                                int(width * (1 - right)), int(height * (1 - bottom))))
+            image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+            image.resize((96, 96)).save(folder / f"photo{i}.jpg", quality=85)
+    return root

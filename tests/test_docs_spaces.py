@@ -30,7 +30,7 @@ def test_the_page_defines_registers_and_builds_a_space(page_spaces, capsys):
     for block in blocks:
         exec(compile(block, str(PAGE), "exec"), namespace)
     registered = [name for name in space_names() if name not in
-                  ("mlp", "cnn", "vgg", "vgg_quick")]
+                  ("mlp", "cnn", "vgg", "vgg_quick", "photo")]
     assert registered == ["wide_mlp"]
     assert re.fullmatch(r"wide_mlp: [\d,]+ weights with \{.*'units': \d+.*\}\n",
                         capsys.readouterr().out)

@@ -27,7 +27,8 @@ def _wrong_shape_model(path):
     ("garbage.keras", lambda p: p.write_bytes(b"\x00garbage, not a zip"),
      "is not a Keras model (not a .keras zip archive)"),
     ("lambda.keras", _lambda_model, "needs unsafe deserialisation"),
-    ("shape.keras", _wrong_shape_model, "not 28x28x1 images to 10 class probabilities"),
+    ("shape.keras", _wrong_shape_model, "not 28x28x1 images (or 64x64x3 photos) to 10 class "
+     "probabilities"),
     ("model.h5", lambda p: p.write_bytes(b"x"), "is not a .keras file"),
     ("absent.keras", lambda p: None, "absent.keras is missing"),
 ])

@@ -21,10 +21,12 @@ from fashion.spaces.registry import (
     space_class,
     space_names,
     supports_deadline,
+    takes_photos,
     unregister_space,
 )
 from fashion.spaces.schedules import OneCycle
 from fashion.spaces.vgg import QuickVGGHyperModel, VGGHyperModel
+from fashion.storage.classes import PHOTO_SHAPE
 
 
 def _dense_units(model):
@@ -233,12 +235,13 @@ def test_shuffled_batches_are_a_function_of_seed_epoch_and_index():
 # The registry: every reader asks it, a built-in space loads on first use, a new one is a class.
 
 def test_built_in_spaces_declare_what_the_registry_says_of_them():
-    assert space_names()[:4] == ("mlp", "cnn", "vgg", "vgg_quick")
-    for name in ("mlp", "cnn", "vgg", "vgg_quick"):
+    assert space_names()[:5] == ("mlp", "cnn", "vgg", "vgg_quick", "photo")
+    for name in ("mlp", "cnn", "vgg", "vgg_quick", "photo"):
         cls = space_class(name)
         assert issubclass(cls, SearchSpace) and cls.name == name
-        # The registry states this trait without importing the class: it must say the same.
+        # The registry states these traits without importing the class: it must say the same.
         assert supports_deadline(name) == cls.supports_deadline
+        assert takes_photos(name) == (cls.input_shape == PHOTO_SHAPE) == (name == "photo")
 
 
 @pytest.mark.parametrize("name, family, averages_flips, batch_size, search_share", [

@@ -6,6 +6,7 @@ In a notebook::
     result = fashion.run(fashion.config_from_preset("default"), "runs/first")
     result.metrics["test"]["accuracy"], result.model, result.trials
     predictor = fashion.Predictor(fashion.load_model(result.run_dir / "model.keras"))
+    photos = fashion.adapt("my-photos", "runs/my-photos")  # a folder of labelled photos
 
 `import fashion` is light: the library's parts load on first use, so the command line starts
 fast and a user's choice of Keras backend (KERAS_BACKEND) is still open. Its Keras layers are
@@ -26,6 +27,8 @@ API = {
     "PRESETS": "fashion.training.config", "load_config": "fashion.training.config",
     "run": "fashion.workflow.pipeline", "search": "fashion.workflow.pipeline",
     "RunResult": "fashion.workflow.pipeline", "SearchResult": "fashion.workflow.pipeline",
+    "adapt": "fashion.workflow.adapt", "adapt_config": "fashion.training.config",
+    "read_photo": "fashion.inference.photos", "PHOTO_SHAPE": "fashion.storage.classes",
     "SearchSpace": "fashion.spaces.base", "register_space": "fashion.spaces.registry",
     "make_plan": "fashion.runs.plan", "Plan": "fashion.runs.plan",
     "detect_device": "fashion.training.device",

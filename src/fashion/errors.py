@@ -25,6 +25,10 @@ class ModelError(FashionError):
     """A model file that is not a Keras model, does not fit Fashion-MNIST, or is unsafe to load."""
 
 
+class PhotoFolderError(FashionError):
+    """A folder of labelled photos that `fashion adapt` cannot learn from."""
+
+
 class InputError(FashionError):
     """An input to predict on that cannot be scored; subclasses say why (the service maps them
     to HTTP statuses)."""

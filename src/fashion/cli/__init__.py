@@ -55,11 +55,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fashion.cli import model_commands, run_commands
+    from fashion.cli import model_commands, photo_commands, run_commands
 
     parser = _Parser(prog="fashion", description=fashion.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fashion {fashion.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_commands.add_commands(commands)
+    photo_commands.add_commands(commands)
     model_commands.add_commands(commands)
     return parser

@@ -62,8 +62,9 @@ def _add_predict_parser(commands) -> None:
     predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
     predict.add_argument("--threshold", type=float, help="answer \"not sure\" below this "
                          "calibrated probability (default: the model's, chosen on validation)")
-    predict.add_argument("--show", type=Path, metavar="DIR", help="write the 28x28 image the "
-                         "model saw for each input into DIR, as <input name>.28x28.png")
+    predict.add_argument("--show", type=Path, metavar="DIR", help="write the image the model "
+                         "saw for each input into DIR, as <input name>.28x28.png (a photo "
+                         "model's: .64x64.png)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar while reading")
     predict.set_defaults(handler=cmd_predict)
@@ -187,9 +188,12 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
     if args.show and args.show.exists() and not args.show.is_dir():
         raise ConfigError(f"--show {args.show} is a file; name a folder for the 28x28 images")
-    # Every input checked before the model loads.
-    names, images = load_inputs(args.paths, args.invert, track=_progress_bar("reading", args))
-    probabilities, not_sure = load_predictor(args.model).answers(images, args.threshold)
+    # The model first: its input shape says how to read the inputs (a photo model's photos).
+    # Every input is read and checked before any is scored.
+    predictor = load_predictor(args.model)
+    names, images = load_inputs(args.paths, args.invert, track=_progress_bar("reading", args),
+                                input_shape=predictor.input_shape())
+    probabilities, not_sure = predictor.answers(images, args.threshold)
     results = predictions(names, probabilities, args.top, not_sure)
     if args.show:
         for result, path in zip(results, write_inputs(args.show, names, images), strict=True):

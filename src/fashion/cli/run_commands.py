@@ -55,6 +55,11 @@ ENVIRONMENT = {
 }
 
 
+# Settings the presets leave unset, not shown beside them: data, and `fashion adapt`'s.
+HIDDEN_SETTINGS = ("preset", "data_dir", "limit", "photo_dir", "photo_holdout",
+                   "fashion_mnist_images")
+
+
 def presets_epilog() -> str:
     """The settings each preset resolves to, and the environment variables read."""
     from fashion.training.config import PRESETS, config_from_preset
@@ -66,7 +71,7 @@ def presets_epilog() -> str:
         shown = settings if name == "default" else {
             k: v for k, v in settings.items() if v != default[k] and k != "preset"}
         lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()
-                                                if k not in ("preset", "data_dir", "limit")))
+                                                if k not in HIDDEN_SETTINGS))
     lines += ["", "environment:"]
     lines += [f"  {name}: {what}" for name, what in ENVIRONMENT.items()]
     return "\n".join(lines)

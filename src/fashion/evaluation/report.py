@@ -14,6 +14,7 @@ from fashion.evaluation.evaluate import (
 )
 from fashion.evaluation.report_page import PageFigure, Section, Table, render_html, render_markdown
 from fashion.inference.model_files import load_model
+from fashion.inference.photo_splits import load_photo_splits
 from fashion.runs import rundir
 from fashion.runs.plan import Plan
 from fashion.spaces.registry import fixed_hyperparameters
@@ -96,13 +97,15 @@ def write_report(run_dir: Path, model=None, splits=None, data_dir: str | None = 
     files = run.read()
     if model is None:
         model = load_model(run.model_path)
+    photos = files.config.photo_dir is not None  # a `fashion adapt` run
     if splits is None:
-        splits = load_splits(files.config, data_dir)
+        splits = load_photo_splits(files.config) if photos else load_splits(files.config,
+                                                                              data_dir)
     probabilities = predict_probabilities(model, splits.x_test)
     staged = run.staging()
     try:
         figures = make_figures(files, splits, probabilities, staged.figures)
-        title = f"Fashion-MNIST run {run.path.resolve().name}"
+        title = f"{'Photo' if photos else 'Fashion-MNIST'} run {run.path.resolve().name}"
         sections = build_sections(files, figures)
         staged.report_html().write_text(render_html(title, sections, staged.figures))
         staged.report_markdown().write_text(render_markdown(title, sections, run.figures.name))
@@ -163,11 +166,13 @@ def make_figures(files: rundir.SavedRun, splits, probabilities,
         "samples": plots.plot_samples(splits.x_train, splits.y_train, folder / "samples.png"),
     }
     return {**{key: _figure(key, path, config.objective) for key, path in paths.items()},
-            **make_trial_figures(files, folder)}
+            **(make_trial_figures(files, folder) if not config.photo_dir else {})}
 
 
 def build_sections(files: rundir.SavedRun, figures: dict[str, PageFigure]) -> list[Section]:
     """The report's content, in the order a reader asks: how good, where it fails, why."""
+    if files.config.photo_dir:
+        return photo_sections(files, figures)
     return [
         Section("How good", [summary_text(files), metrics_table(files.metrics)]),
         Section("Where it fails", [
@@ -186,6 +191,33 @@ def build_sections(files: rundir.SavedRun, figures: dict[str, PageFigure]) -> li
     ]
 
 
+def photo_sections(files: rundir.SavedRun, figures: dict[str, PageFigure]) -> list[Section]:
+    """A `fashion adapt` run's report: no search; its test split is the held-out photos."""
+    m, config = files.metrics, files.config
+    test, sizes = m["test"], m["sizes"]
+    return [
+        Section("How good", [
+            f"On the {test['n_images']:,} photos held out of `{config.photo_dir}` the model is "
+            f"right {test['accuracy']:.2%} of the time (macro F1 {test['macro_f1']:.4f}); the "
+            f"right class is among its top two guesses {test['top2_accuracy']:.2%} of the "
+            f"time. It is the {config.space} space's network of {m['parameters']:,} "
+            f"parameters, trained {m['epochs_trained']} epochs in "
+            f"{m['training_seconds']:.0f} s; the held-out photos are this report's test split.",
+            metrics_table(m, parts=("test",))]),
+        Section("Where it fails", [
+            "The classes the model mixes up most on the held-out photos:",
+            confusion_bullets(test), figures["confusion"], figures["f1"],
+            per_class_table(test), figures["worst"]]),
+        Section("Training", [figures["curves"]]),
+        Section("Data", [
+            f"{sizes['train']:,} photos trained on and {sizes['test']:,} held out "
+            f"({config.photo_holdout:.0%}, by group where the folder names groups), and "
+            f"{sizes.get('fashion_mnist', 0):,} Fashion-MNIST training images mixed in.",
+            figures["samples"]]),
+        Section("Configuration", configuration_blocks(files.record)),
+    ]
+
+
 def summary_text(files: rundir.SavedRun) -> str:
     m, config = files.metrics, files.config
     test = m["test"]
@@ -199,10 +231,10 @@ def summary_text(files: rundir.SavedRun) -> str:
             + (f"{config.tuner} search." if searched(files.trials) else "check of the space."))
 
 
-def metrics_table(metrics: dict) -> Table:
+def metrics_table(metrics: dict, parts=("validation", "test")) -> Table:
     names = ["loss", "accuracy", "top2_accuracy", "macro_precision", "macro_recall", "macro_f1"]
-    rows = [[part["split"], part["n_images"], *(part[n] for n in names)]
-            for part in (metrics["validation"], metrics["test"])]
+    rows = [[metrics[part]["split"], metrics[part]["n_images"],
+             *(metrics[part][n] for n in names)] for part in parts]
     return Table(["split", "images", "loss", "accuracy", "top-2 accuracy", "macro precision",
                   "macro recall", "macro F1"], rows)
 

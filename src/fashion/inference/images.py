@@ -18,11 +18,11 @@ from fashion.errors import (
     UnsupportedInputError,
 )
 from fashion.inference.garment import photo_garment
+from fashion.storage.photo_folder import IMAGE_SUFFIXES  # noqa: F401  predict's folders
 
 SIZE = 28
 # Pillow's names of the formats we read, and the file suffixes a folder is searched for.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARRAY_SUFFIX = ".npy"
 MAX_BYTES = 20 * 2**20  # an image file: larger than any phone photo
 MAX_ARRAY_BYTES = 512 * 2**20  # a .npy file: 100,000 float32 images fit

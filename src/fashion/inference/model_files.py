@@ -9,9 +9,9 @@ from importlib import resources
 from pathlib import Path
 
 from fashion.errors import ModelError
-from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
+from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES, PHOTO_SHAPE
 
-MODEL_HINT = "a .keras file written by `fashion run`"
+MODEL_HINT = "a .keras file written by `fashion run` or `fashion adapt`"
 
 
 def default_model_path() -> Path:
@@ -38,7 +38,8 @@ def load_model(path: str | os.PathLike | None = None):
 
     Raises:
         ModelError: the file is missing, is not a Keras model, needs unsafe deserialisation,
-            or does not map 28x28x1 images to 10 class probabilities.
+            or does not map 28x28x1 images (or, a photo model, `PHOTO_SHAPE` photos) to 10
+            class probabilities.
     """
     import keras
 
@@ -64,15 +65,17 @@ def load_model(path: str | os.PathLike | None = None):
 
 
 def check_shapes(path: Path, inputs, outputs) -> None:
-    """Refuse a model that is not a Fashion-MNIST classifier (Keras or ONNX shapes)."""
+    """Refuse a model that is not a Fashion-MNIST classifier of 28x28 images or of photos
+    (Keras or ONNX shapes)."""
     def known(shape):  # ONNX names unknown dimensions with strings where Keras uses None
         return [d if isinstance(d, int) else None for d in shape] if shape else shape
 
     if (not isinstance(inputs, (tuple, list)) or not isinstance(outputs, (tuple, list))
-            or known(inputs)[1:] != list(INPUT_SHAPE) or known(outputs)[1:] != [NUM_CLASSES]):
+            or known(inputs)[1:] not in (list(INPUT_SHAPE), list(PHOTO_SHAPE))
+            or known(outputs)[1:] != [NUM_CLASSES]):
         raise ModelError(f"{path} maps {tuple(inputs or ())} to {tuple(outputs or ())}, not "
-                         f"28x28x1 images to {NUM_CLASSES} class probabilities; pass a "
-                         "Fashion-MNIST classifier")
+                         f"28x28x1 images (or {'x'.join(map(str, PHOTO_SHAPE))} photos) to "
+                         f"{NUM_CLASSES} class probabilities; pass a Fashion-MNIST classifier")
 
 
 def save_model(model, path: Path) -> None:

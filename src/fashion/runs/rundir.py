@@ -151,9 +151,14 @@ class RunDir:
         return load_trials(self.path)
 
     def read(self) -> SavedRun:
-        """Read every file of a finished run, naming the first that is missing or corrupt."""
-        return SavedRun(self.record(), self.config(), self.best_hyperparameters(),
-                        self.metrics(), self.history(), self.trials())
+        """Read every file of a finished run, naming the first that is missing or corrupt.
+
+        A run of `fashion adapt` (its config names a photo folder) searched nothing: no trials.
+        """
+        record, config = self.record(), self.config()
+        return SavedRun(record, config, self.best_hyperparameters(),
+                        self.metrics(), self.history(),
+                        [] if config.photo_dir else self.trials())
 
     def read_so_far(self) -> SavedRun:
         """Read what a run still running or interrupted has saved: no metrics, and the best

@@ -33,9 +33,10 @@ from fashion.inference.images import (
     read_image_header,
     to_fashion_mnist,
 )
+from fashion.inference.photos import to_photo
 from fashion.inference.predict import input_png, load_predictor, predictions
 from fashion.service.workload import PASS_SIZE, Batcher, WorkGate
-from fashion.storage.classes import CLASS_NAMES
+from fashion.storage.classes import CLASS_NAMES, PHOTO_SHAPE
 
 MAX_BATCH = 1000  # images in one JSON request; their JSON also has to fit in MAX_BYTES
 MULTIPART_FRAMING = 2**16  # room for the multipart boundaries and headers around a file
@@ -69,8 +70,8 @@ class Prediction(BaseModel):
     top: list[TopClass] = Field(description="the most probable classes, best first")
     not_sure: bool = Field(description="the best class is below the calibrated threshold, or no "
                            "garment was found: do not trust the answer")
-    input: str | None = Field(None, description="for an upload, the 28x28 image the model saw, "
-                              "as a PNG data URL")
+    input: str | None = Field(None, description="for an upload, the image the model saw (28x28, "
+                              "or a photo model's 64x64 colour photo), as a PNG data URL")
 
 
 # One route takes two bodies, which FastAPI cannot declare from parameters: describe both here.
@@ -155,7 +156,8 @@ async def predict(request: Request,
         # Only the header is read before the claim: the decoding's memory is known first.
         header = await run_in_threadpool(read_image_header, data, name)
         async with gate.claim(decode_bytes(header)):
-            images = (await run_in_threadpool(_preprocess, header, name, invert))[None]
+            photos = request.app.state.predictor.input_shape() == PHOTO_SHAPE
+            images = (await run_in_threadpool(_preprocess, header, name, invert, photos))[None]
             probabilities = await batcher.probabilities(images)
         names = [name]
     elif kind == "application/json":
@@ -237,8 +239,11 @@ async def _read_upload(request: Request) -> tuple[str, bytes]:
         await form.close()
 
 
-def _preprocess(header, name: str, invert: str) -> np.ndarray:
-    return to_fashion_mnist(decode_image(header, name), invert)
+def _preprocess(header, name: str, invert: str, photos: bool) -> np.ndarray:
+    """A 28x28 image prepared as the dataset's, or for a photo model the whole frame as a
+    photo (`invert` does not apply)."""
+    image = decode_image(header, name)
+    return to_photo(image) if photos else to_fashion_mnist(image, invert)
 
 
 def _find_batch_images(body: bytes) -> tuple[list[int], list[int]]:

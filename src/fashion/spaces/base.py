@@ -7,6 +7,7 @@ from typing import ClassVar
 import keras_tuner
 
 from fashion.spaces import compile_options as measured
+from fashion.storage.classes import INPUT_SHAPE
 
 
 class SearchSpace(keras_tuner.HyperModel):
@@ -47,6 +48,9 @@ class SearchSpace(keras_tuner.HyperModel):
     supports_deadline: ClassVar[bool] = False
     # The share of a budget, after its reserve, that the search gets (deadline spaces only).
     search_share: ClassVar[float] = 0.0
+    # What its models take: Fashion-MNIST's 28x28 grey images, or `PHOTO_SHAPE` colour photos,
+    # which `fashion adapt` trains on (`fashion run` on the dataset).
+    input_shape: ClassVar[tuple[int, int, int]] = INPUT_SHAPE
 
     def __init__(self, seed: int = 0, network: str | None = None, precision: str | None = None,
                  augment_in_graph: bool = False):

@@ -5,8 +5,8 @@ the built-in ones in `_BUILT_IN` below, any other with `register_space`.
 
 Importing this module does not import Keras (about 5 s on 2 cores), so the CLI lists the spaces
 and a `RunConfig` is checked against them before Keras loads: a built-in space's module is
-imported on first use, and the one trait a config checks, `supports_deadline`, is stated beside
-its name (tests/test_spaces.py checks that each class says the same).
+imported on first use, and the traits a config checks, `supports_deadline` and `input_shape`,
+are stated beside its name (tests/test_spaces.py checks that each class says the same).
 """
 
 from __future__ import annotations
@@ -15,17 +15,20 @@ import importlib
 from typing import TYPE_CHECKING, NamedTuple
 
 from fashion.errors import ConfigError
+from fashion.storage.classes import INPUT_SHAPE, PHOTO_SHAPE
 
 if TYPE_CHECKING:
     from fashion.spaces.base import SearchSpace
 
 
 class BuiltIn(NamedTuple):
-    """Where a built-in space's class lives, and whether it supports a deadline."""
+    """Where a built-in space's class lives, whether it supports a deadline, and what its
+    models take."""
 
     module: str
     class_name: str
     supports_deadline: bool
+    input_shape: tuple[int, int, int] = INPUT_SHAPE
 
 
 # The spaces that come with fashion, by name (`--space`): one registration each.
@@ -34,6 +37,8 @@ _BUILT_IN = {
     "cnn": BuiltIn("fashion.spaces.cnn", "CNNHyperModel", supports_deadline=False),
     "vgg": BuiltIn("fashion.spaces.vgg", "VGGHyperModel", supports_deadline=True),
     "vgg_quick": BuiltIn("fashion.spaces.vgg", "QuickVGGHyperModel", supports_deadline=True),
+    "photo": BuiltIn("fashion.spaces.photo", "PhotoHyperModel", supports_deadline=False,
+                     input_shape=PHOTO_SHAPE),
 }
 # The spaces `register_space` added, in the order they came.
 _registered: dict[str, type[SearchSpace]] = {}
@@ -64,6 +69,9 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
     if cls.family not in FAMILIES:
         raise ConfigError(f"{cls.__qualname__}.family is {cls.family!r}; choose one of "
                           f"{', '.join(FAMILIES)}")
+    if tuple(cls.input_shape) not in (INPUT_SHAPE, PHOTO_SHAPE):
+        raise ConfigError(f"{cls.__qualname__}.input_shape is {cls.input_shape!r}; choose "
+                          f"{INPUT_SHAPE} (Fashion-MNIST) or {PHOTO_SHAPE} (photos)")
     if cls.supports_deadline and cls.batch_size is None:
         raise ConfigError(f"{cls.__qualname__} supports a deadline, so it needs a batch_size: a "
                           "budget's plan measures its speed at that size")
@@ -109,6 +117,18 @@ def supports_deadline(name: str) -> bool:
     if name in _registered:
         return _registered[name].supports_deadline
     return _built_in(name).supports_deadline
+
+
+def takes_photos(name: str) -> bool:
+    """Whether the space `name` trains on photos (`fashion adapt`), not on the dataset's 28x28
+    images, without importing a built-in space's module.
+
+    Raises:
+        ConfigError: no space of that name.
+    """
+    if name in _registered:
+        return tuple(_registered[name].input_shape) == PHOTO_SHAPE
+    return _built_in(name).input_shape == PHOTO_SHAPE
 
 
 def deadline_space_names() -> tuple[str, ...]:

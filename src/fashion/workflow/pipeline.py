@@ -119,7 +119,7 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
     run_dir, config, splits, best_hp = (searched.run_dir, searched.config, searched.splits,
                                         searched.best_hyperparameters)
     out = RunDir(run_dir)
-    model, history, training_seconds = _final_model(out, best_hp, splits, config, verbose,
+    model, history, training_seconds = final_model(out, best_hp, splits, config, verbose,
                                                     on_progress)
     if out.has_metrics():
         metrics = out.metrics()
@@ -144,7 +144,7 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
     return RunResult(run_dir, model, metrics, best_hp.values, out.trials())
 
 
-def _final_model(out: RunDir, best_hp, splits, config: RunConfig, verbose: int, on_progress):
+def final_model(out: RunDir, best_hp, splits, config: RunConfig, verbose: int, on_progress):
     """Train the final model, continuing an interrupted training, or load the one saved.
 
     Returns the model, its history and the seconds its training took over every run.
