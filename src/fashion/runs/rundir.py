@@ -3,22 +3,17 @@ creates, overwrites or resumes one."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
 import platform
 import secrets
 import shutil
-import time
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from fashion.errors import RunDirError
+from fashion.storage.files import check_free_space, read_json
 from fashion.training.config import RunConfig
 from fashion.training.train import LOGS
 from fashion.tuning.project import TUNING
-from fashion.errors import RunDirError
 
 CONFIG = "config.json"
 BEST_HYPERPARAMETERS = "best_hyperparameters.json"
