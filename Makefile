@@ -5,7 +5,7 @@ ARGS ?=
 # Keras's backend to install: tensorflow (Keras's default), jax or torch.
 BACKEND ?= tensorflow
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,9 +18,20 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/fashion run $(ARGS)
 
+# Everything: lint, the import contract, the docs, and every test but the slow ones, on every
+# core (the tests that read the shared tiny run wait for the one worker that makes it).
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/lint-imports
+	if [ -f mkdocs.yml ]; then $(VENV)/bin/mkdocs build --strict --quiet; fi
+	$(VENV)/bin/pytest -n auto $(ARGS)
+
+# The fast tier, for every edit: lint, the import contract and the unit tests (no training run,
+# no search, no process started).
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -n 2 -m "not integration and not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,9 +1,17 @@
-"""Shared fixtures: the real data when present, a private Keras cache, a fixed seed."""
+"""Shared fixtures: the real data when present, a private Keras cache, a fixed seed, a tiny
+model and a tiny finished run made once a session, and `fashion` processes watched through
+their output."""
 
+import contextlib
+import fcntl
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 # Keras reads KERAS_HOME once, at import: give the tests their own cache before anything
@@ -23,6 +31,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tiny_run" in item.fixturenames:  # it reads a run that a `fashion` process made
+            item.add_marker(pytest.mark.integration)
+    # The integration tests first: with pytest-xdist, the long ones start at once on every
+    # worker and the quick ones fill the gaps at the end, instead of one long test last.
+    items.sort(key=lambda item: "integration" not in item.keywords)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: pass --run-slow to run it")
@@ -117,19 +131,110 @@ def photo_like(image, rng, size=(200, 250)):
     return canvas
 
 
-@pytest.fixture(scope="session")
-def tiny_run(data_dir, tmp_path_factory):
-    """A finished run directory: 200 images a split, 3 one-epoch trials, 2 epochs of training.
+# The tiny finished run every reading test shares, and the kill tests' uninterrupted reference
+# (test_pipeline). The vgg space, whose batches, schedule and dropout resume exactly, from the cnn
+# preset, which has no time budget (a deadline makes the schedule depend on the clock). Three
+# trials, so the report's tuning figures have trials that differ; three final epochs, so a kill
+# after the first leaves a training to continue. Two steps an epoch, whatever the data.
+TINY_RUN = ["--preset", "cnn", "--space", "vgg", "--limit", "200", "--tuner", "random",
+            "--max-trials", "3", "--max-epochs", "1", "--final-epochs", "3"]
+TINY_RUN_ENV = {"KERAS_MAX_STEPS_PER_EPOCH": "2"}
 
-    The cnn space, as the default preset's `vgg_quick` searches nothing and the report's
-    tuning figures need trials that differ.
+
+def fashion(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """Run `python -m fashion.cli ARGS` to the end, as a user would; return what it printed."""
+    return subprocess.run([sys.executable, "-m", "fashion.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, cwd=cwd,
+                          timeout=timeout)
+
+
+def _session_folder(tmp_path_factory) -> Path:
+    """A folder of this test session's, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _only_one_process(lock: Path):
+    """Hold an exclusive lock on `lock`: one xdist worker makes what the others then read."""
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or its process dies
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_run(data_dir, tmp_path_factory) -> Path:
+    """A finished run directory (`TINY_RUN`), made once a session whatever the xdist workers.
+
+    Read it, never change it: a test that damages a run copies it first.
     """
-    out = tmp_path_factory.mktemp("report") / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "fashion.cli", "run", "--data-dir", str(data_dir), "--out",
-         str(out), "--limit", "200", "--space", "cnn", "--tuner", "random", "--max-trials", "3",
-         "--max-epochs", "1", "--final-epochs", "2"],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "KERAS_MAX_STEPS_PER_EPOCH": "2"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    folder = _session_folder(tmp_path_factory)
+    out, done = folder / "tiny-run", folder / "tiny-run.stdout"
+    with _only_one_process(folder / "tiny-run.lock"):
+        if not done.is_file():
+            shutil.rmtree(out, ignore_errors=True)  # a worker that failed to make it
+            made = fashion("run", "--data-dir", str(data_dir), "--out", str(out), *TINY_RUN,
+                           env=TINY_RUN_ENV)
+            assert made.returncode == 0, made.stderr[-2000:]
+            (folder / "tiny-run.stderr").write_text(made.stderr)
+            done.write_text(made.stdout)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_output(tiny_run) -> tuple[str, str]:
+    """What the `fashion run` that made `tiny_run` printed: stdout and stderr."""
+    return ((tiny_run.parent / "tiny-run.stdout").read_text(),
+            (tiny_run.parent / "tiny-run.stderr").read_text())
+
+
+class Watched:
+    """A `fashion` process whose output is copied to `log` as it comes, so a test can wait for
+    a line instead of polling: `wait_for(pattern)` returns once a line matches, or fails at its
+    deadline or when the process ends without printing it."""
+
+    def __init__(self, args, log: Path, env=None):
+        self.log, self._lines, self._changed = log, [], threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fashion.cli", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        with open(self.log, "w") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                with self._changed:
+                    self._lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self._lines.append(None)  # the end of the output
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 300, ready=None) -> str:
+        """Wait for a line matching the regex `pattern` (and `ready()`, checked at each line);
+        return it."""
+        seen, deadline = 0, time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    assert line is not None, (f"ended before printing {pattern!r}:\n"
+                                              + "".join(self._lines[-20:-1]))
+                    if re.search(pattern, line) and (ready is None or ready()):
+                        return line
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                assert left > 0 and self._changed.wait(left), \
+                    f"{pattern!r} not printed in {timeout} s"
+
+    def output(self) -> str:
+        self._reader.join()
+        return "".join(line for line in self._lines if line is not None)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._reader.join()

@@ -12,6 +12,7 @@ from fashion.training import config
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebook.md"
 
 
+@pytest.mark.integration
 def test_the_notebook_cell_runs(data_dir, tmp_path, monkeypatch, capsys):
     [cell] = re.findall(r"```python\n(.*?)```", NOTEBOOK.read_text(), re.DOTALL)
     full_size = config.config_from_preset

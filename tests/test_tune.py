@@ -4,7 +4,6 @@ workers on loopback, seeded searches, memory, bad options."""
 import gc
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import Watched
 from tensorflow.python.framework.func_graph import FuncGraph
 
 from fashion.cli import main
@@ -54,18 +54,8 @@ def _sequence(out) -> list[dict]:
     return [t["hyperparameters"]["values"] for _, t in sorted(_trials(out).items())]
 
 
-def _start(args, log: Path, **env) -> subprocess.Popen:
-    with open(log, "w") as f:
-        return subprocess.Popen([sys.executable, "-m", "fashion.cli", *args], stdout=f,
-                                stderr=subprocess.STDOUT,
-                                env={**os.environ, **SUBPROCESS_ENV, **env})
-
-
-def _wait_for(condition, timeout=180, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def _start(args, log: Path) -> Watched:
+    return Watched(args, log, env=SUBPROCESS_ENV)
 
 
 def _free_port() -> int:
@@ -74,6 +64,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_quiet_prints_only_the_result(data_dir, tmp_path, capsys):
     assert main(_tune(data_dir, tmp_path / "run", "--max-trials", "1", "--quiet")) == 0
     printed = capsys.readouterr().out.strip().splitlines()
@@ -83,6 +74,7 @@ def test_quiet_prints_only_the_result(data_dir, tmp_path, capsys):
 
 # --- Keras's debugging caps ---
 
+@pytest.mark.integration
 def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
     out = tmp_path / "run"
     keras.config.set_max_epochs(1)
@@ -101,6 +93,7 @@ def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
 
 # --- budgets ---
 
+@pytest.mark.integration
 def test_max_trials_stops_the_search_and_reports_each_trial(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_tune(data_dir, out, "--max-trials", "2")) == 0
@@ -121,6 +114,7 @@ def _run_trials_command(out, capsys) -> str:
     return table
 
 
+@pytest.mark.integration
 def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = _tune(data_dir, out, "--max-trials", "20", "--time-budget", "0.001")
@@ -134,15 +128,15 @@ def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, caps
 
 # --- resume ---
 
+@pytest.mark.integration
 def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path):
     out = tmp_path / "run"
     args = _tune(data_dir, out, "--max-trials", "4")
     first = _start(args, tmp_path / "first.log")
-    _wait_for(lambda: _completed(out) or first.poll() is not None, what="a finished trial")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.wait_for(r"\[fashion\] trial \d/4 done")  # printed once the trial is saved
+    first.kill()
     before = _completed(out)
-    assert 1 <= len(before) < 4, (tmp_path / "first.log").read_text()[-2000:]
+    assert 1 <= len(before) < 4, first.output()[-2000:]
     mtimes = {k: (out / "tuning" / f"trial_{k}" / "trial.json").stat().st_mtime_ns
               for k in before}
 
@@ -158,6 +152,7 @@ def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data
     assert rerun.stdout.count("[fashion] trial ") == 4 - len(before)
 
 
+@pytest.mark.integration
 def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, tmp_path, capsys,
                                                                       monkeypatch):
     out = tmp_path / "run"
@@ -188,28 +183,31 @@ def _distributed(data_dir, out, tmp_path, max_trials, chief_extra=()):
     return chief, workers
 
 
-def _exits_by_itself(process, log, timeout=240):
+def _exits_by_itself(run: Watched, timeout=240):
     try:
-        assert process.wait(timeout=timeout) == 0, log.read_text()[-3000:]
+        code = run.process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        raise AssertionError(f"did not exit by itself: {log.read_text()[-3000:]}") from None
+        run.kill()
+        raise AssertionError(f"did not exit by itself: {run.output()[-3000:]}") from None
+    assert code == 0, run.output()[-3000:]
 
 
+@pytest.mark.integration
 def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path):
     out = tmp_path / "run"
     started = time.monotonic()
     chief, workers = _distributed(data_dir, out, tmp_path, max_trials=4)
-    for name, process in [("chief", chief), *((f"worker-{w}", p) for w, p in workers.items())]:
-        _exits_by_itself(process, tmp_path / f"{name}.log")
+    for run in [chief, *workers.values()]:
+        _exits_by_itself(run)
     print(f"chief and two workers, 4 trials: {time.monotonic() - started:.1f} s")
     oracle = json.loads((out / "tuning" / "oracle.json").read_text())
     assert len(_completed(out)) == 4
     assert sorted(oracle["end_order"]) == sorted(_trials(out)) and len(oracle["end_order"]) == 4
     assert set(oracle["run_times"].values()) == {1}  # no trial ran twice
-    assert "best hyperparameters" in (tmp_path / "chief.log").read_text()
+    assert "best hyperparameters" in chief.output()
 
 
+@pytest.mark.integration
 def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path):
     out = tmp_path / "run"
     started = time.monotonic()
@@ -224,20 +222,19 @@ def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path)
         trial = _trials(out).get(ongoing.get("worker-1"))
         return trial is not None and trial["status"] == "RUNNING"
 
-    _wait_for(worker_1_trains, what="worker 1 to start a trial")
-    workers["1"].send_signal(signal.SIGKILL)
-    workers["1"].wait()
-    _exits_by_itself(chief, tmp_path / "chief.log")
-    _exits_by_itself(workers["2"], tmp_path / "worker-2.log")
+    workers["1"].wait_for(r"Running Trial", ready=worker_1_trains)  # KerasTuner's banner
+    workers["1"].kill()
+    _exits_by_itself(chief)
+    _exits_by_itself(workers["2"])
     print(f"chief and two workers, one killed, 5 trials: {time.monotonic() - started:.1f} s")
     assert len(_completed(out)) == 5
-    assert "worker worker-1 silent for 6 s: dropped, its trial" in \
-        (tmp_path / "chief.log").read_text()
+    assert "worker worker-1 silent for 6 s: dropped, its trial" in chief.output()
 
 
 # --- reproducibility ---
 
 # Bayesian: 2 random trials, then 1 chosen by the Gaussian process from their scores.
+@pytest.mark.integration
 @pytest.mark.parametrize("tuner, trials", [("random", 3), ("bayesian", 3)])
 def test_the_same_seed_repeats_the_hyperparameter_sequence(data_dir, tmp_path, capsys, tuner,
                                                            trials):
