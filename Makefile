@@ -19,19 +19,19 @@ run: setup
 	$(VENV)/bin/fashion run $(ARGS)
 
 # Everything: lint, the import contract, the docs, and every test but the slow ones, on every
-# core (the tests that read the shared tiny run wait for the one worker that makes it).
+# core (tests/conftest.py orders them for the work-stealing scheduler).
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	if [ -f mkdocs.yml ]; then $(VENV)/bin/mkdocs build --strict --quiet; fi
-	$(VENV)/bin/pytest -n auto $(ARGS)
+	$(VENV)/bin/pytest -n auto --dist worksteal $(ARGS)
 
 # The fast tier, for every edit: lint, the import contract and the unit tests (no training run,
 # no search, no process started).
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -n 2 -m "not integration and not slow" $(ARGS)
+	$(VENV)/bin/pytest -n auto --dist worksteal -m "not integration and not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

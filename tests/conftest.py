@@ -34,9 +34,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tiny_run" in item.fixturenames:  # it reads a run that a `fashion` process made
             item.add_marker(pytest.mark.integration)
-    # The integration tests first: with pytest-xdist, the long ones start at once on every
-    # worker and the quick ones fill the gaps at the end, instead of one long test last.
-    items.sort(key=lambda item: "integration" not in item.keywords)
+    # With `pytest -n 2 --dist worksteal` the first worker takes the first half and the other
+    # takes the rest, then steals from the end of the busier one's queue. So: the tests of the
+    # shared tiny run first (one worker makes it at once, and keeps its readers), then the other
+    # long ones, and the quick ones last, to fill the gaps instead of a long test ending late.
+    items.sort(key=lambda item: (0 if "tiny_run" in item.fixturenames else
+                                 1 if "integration" in item.keywords else 2))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: pass --run-slow to run it")
@@ -89,11 +92,34 @@ def synthetic_garments(n: int, seed: int = 0):
     return images, labels
 
 
+def _session_folder(tmp_path_factory) -> Path:
+    """A folder of this test session's, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _only_one_process(lock: Path):
+    """Hold an exclusive lock on `lock`: one xdist worker makes what the others then read."""
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or its process dies
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A small CNN trained in seconds on synthetic garments (see `synthetic_garments`): enough to
     check that predict, export and serve agree with it, with neither the dataset nor a shipped
-    model present."""
+    model present. Made once a session, whatever the xdist workers."""
+    path = _session_folder(tmp_path_factory) / "tiny.keras"
+    with _only_one_process(path.with_suffix(".lock")):
+        if not path.is_file():
+            _train_tiny_model().save(path.with_name("partial-tiny.keras"))
+            os.replace(path.with_name("partial-tiny.keras"), path)
+    return path
+
+
+def _train_tiny_model():
     import keras
 
     images, labels = synthetic_garments(3000, seed=1)
@@ -107,9 +133,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
     ])
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(images[..., None] / np.float32(255), labels, epochs=4, batch_size=64, verbose=0)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -146,20 +170,6 @@ def fashion(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "fashion.cli", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, cwd=cwd,
                           timeout=timeout)
-
-
-def _session_folder(tmp_path_factory) -> Path:
-    """A folder of this test session's, the same for every pytest-xdist worker."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-@contextlib.contextmanager
-def _only_one_process(lock: Path):
-    """Hold an exclusive lock on `lock`: one xdist worker makes what the others then read."""
-    with open(lock, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or its process dies
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -203,8 +213,8 @@ class Watched:
         self._reader.start()
 
     def _read(self):
-        with open(self.log, "w") as log:
-            for line in self.process.stdout:
+        with self.process.stdout as output, open(self.log, "w") as log:
+            for line in output:
                 log.write(line)
                 log.flush()
                 with self._changed:
@@ -235,6 +245,28 @@ class Watched:
         return "".join(line for line in self._lines if line is not None)
 
     def kill(self) -> None:
+        """SIGKILL the process (if it still runs) and collect it."""
         self.process.kill()
         self.process.wait()
         self._reader.join()
+
+    def terminate(self) -> None:
+        """Ask the process to stop, as Ctrl+C would, and collect it."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._reader.join()
+
+
+@pytest.fixture
+def watched():
+    """`watched(args, log, env)` starts a `Watched` process; any still running when the test
+    ends, passed or failed, is killed."""
+    started = []
+
+    def start(args, log: Path, env=None) -> Watched:
+        started.append(Watched(args, log, env))
+        return started[-1]
+
+    yield start
+    for run in started:
+        run.kill()

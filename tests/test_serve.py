@@ -161,8 +161,7 @@ def server(tiny_model_path, tmp_path_factory):
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200
         yield url
     finally:
-        serving.process.terminate()
-        serving.process.wait(timeout=30)
+        serving.terminate()
 
 
 def _load(url: str, payload: bytes, clients: int, seconds: float) -> tuple[list, list]:

@@ -54,10 +54,6 @@ def _sequence(out) -> list[dict]:
     return [t["hyperparameters"]["values"] for _, t in sorted(_trials(out).items())]
 
 
-def _start(args, log: Path) -> Watched:
-    return Watched(args, log, env=SUBPROCESS_ENV)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,10 +125,11 @@ def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, caps
 # --- resume ---
 
 @pytest.mark.integration
-def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path):
+def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path,
+                                                                           watched):
     out = tmp_path / "run"
     args = _tune(data_dir, out, "--max-trials", "4")
-    first = _start(args, tmp_path / "first.log")
+    first = watched(args, tmp_path / "first.log", SUBPROCESS_ENV)
     first.wait_for(r"\[fashion\] trial \d/4 done")  # printed once the trial is saved
     first.kill()
     before = _completed(out)
@@ -175,11 +172,12 @@ def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, t
 
 # --- distributed ---
 
-def _distributed(data_dir, out, tmp_path, max_trials, chief_extra=()):
+def _distributed(watched, data_dir, out, tmp_path, max_trials, chief_extra=()):
     args = [*_tune(data_dir, out, "--max-trials", str(max_trials)),
             "--oracle-port", str(_free_port())]
-    chief = _start([*args, "--chief", *chief_extra], tmp_path / "chief.log")
-    workers = {w: _start([*args, "--worker", w], tmp_path / f"worker-{w}.log") for w in "12"}
+    chief = watched([*args, "--chief", *chief_extra], tmp_path / "chief.log", SUBPROCESS_ENV)
+    workers = {w: watched([*args, "--worker", w], tmp_path / f"worker-{w}.log", SUBPROCESS_ENV)
+               for w in "12"}
     return chief, workers
 
 
@@ -193,10 +191,10 @@ def _exits_by_itself(run: Watched, timeout=240):
 
 
 @pytest.mark.integration
-def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path):
+def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path, watched):
     out = tmp_path / "run"
     started = time.monotonic()
-    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=4)
+    chief, workers = _distributed(watched, data_dir, out, tmp_path, max_trials=4)
     for run in [chief, *workers.values()]:
         _exits_by_itself(run)
     print(f"chief and two workers, 4 trials: {time.monotonic() - started:.1f} s")
@@ -208,10 +206,10 @@ def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path):
 
 
 @pytest.mark.integration
-def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path):
+def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path, watched):
     out = tmp_path / "run"
     started = time.monotonic()
-    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=5,
+    chief, workers = _distributed(watched, data_dir, out, tmp_path, max_trials=5,
                                   chief_extra=["--worker-timeout", "6"])
 
     def worker_1_trains():
@@ -222,7 +220,8 @@ def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path)
         trial = _trials(out).get(ongoing.get("worker-1"))
         return trial is not None and trial["status"] == "RUNNING"
 
-    workers["1"].wait_for(r"Running Trial", ready=worker_1_trains)  # KerasTuner's banner
+    # Keras says so as the first trial's training starts (a worker prints nothing before).
+    workers["1"].wait_for(r"Limiting steps_per_epoch", ready=worker_1_trains)
     workers["1"].kill()
     _exits_by_itself(chief)
     _exits_by_itself(workers["2"])
