@@ -30,6 +30,11 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run the slow full-data checks")
 
 
+# Whose integration tests take longest (20-50 s each, a chain of `fashion` processes or a
+# search): scheduled before the others' few seconds.
+LONGEST_INTEGRATION_TESTS = ("test_pipeline.py", "test_notebook.py", "test_tune.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tiny_run" in item.fixturenames:  # it reads a run that a `fashion` process made
@@ -39,7 +44,8 @@ def pytest_collection_modifyitems(config, items):
     # shared tiny run first (one worker makes it at once, and keeps its readers), then the other
     # long ones, and the quick ones last, to fill the gaps instead of a long test ending late.
     items.sort(key=lambda item: (0 if "tiny_run" in item.fixturenames else
-                                 1 if "integration" in item.keywords else 2))
+                                 1 if "integration" in item.keywords else 2,
+                                 item.path.name not in LONGEST_INTEGRATION_TESTS))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: pass --run-slow to run it")
