@@ -134,6 +134,8 @@ def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data
     first.kill()
     before = _completed(out)
     assert 1 <= len(before) < 4, first.output()[-2000:]
+    # Keras's debugging cap reached the process's training: 2 steps, whatever the data size.
+    assert "Limiting steps_per_epoch to 2" in first.output()
     mtimes = {k: (out / "tuning" / f"trial_{k}" / "trial.json").stat().st_mtime_ns
               for k in before}
 
