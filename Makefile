@@ -5,7 +5,7 @@ ARGS ?=
 # Keras's backend to install: tensorflow (Keras's default), jax or torch.
 BACKEND ?= tensorflow
 
-.PHONY: setup run test lint clean docs
+.PHONY: setup run test check docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,13 +18,24 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/fashion run $(ARGS)
 
+# Everything: lint, the import contract, the docs, and every test but the slow ones, on every
+# core (tests/conftest.py orders them for the work-stealing scheduler).
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/pytest -n auto --dist worksteal $(ARGS)
+
+# The fast tier, for every edit: lint, the import contract and the unit tests (no training run,
+# no search, no process started).
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -n auto --dist worksteal -m "not integration and not slow" $(ARGS)
 
 # The documentation site at http://127.0.0.1:8000, rebuilt as its pages change.
 docs: setup
 	$(VENV)/bin/mkdocs serve
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -56,6 +56,15 @@ def test_threshold_withholds_answers_right_less_than_half_the_time():
     assert choose_threshold(probabilities, np.zeros(200, int)) == 0.0
 
 
+def test_a_model_wrong_every_time_withholds_every_answer_and_has_no_accuracy_to_report():
+    labels = np.arange(20) % 10
+    probabilities = np.full((20, 10), 0.01)
+    probabilities[np.arange(20), (labels + 1) % 10] = 0.91  # sure, and always wrong
+    calibration, record = calibrate(probabilities, labels)
+    assert calibration.threshold == 1.0 and record["not_sure_share"] == 1.0
+    assert record["accuracy_answered"] is None
+
+
 def test_not_sure_below_the_threshold_and_for_blank_images():
     calibration = Calibration(temperature=1.0, threshold=0.6)
     probabilities = np.array([[0.9] + [0.1 / 9] * 9, [0.5] + [0.5 / 9] * 9, [0.9] + [0.1 / 9] * 9])

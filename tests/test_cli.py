@@ -28,6 +28,7 @@ def test_help_shows_what_each_preset_resolves_to_and_the_environment(capsys):
         assert variable in out
 
 
+@pytest.mark.integration
 def test_print_config_prints_what_would_run_without_running_or_importing_keras(tmp_path):
     script = ("import sys; from fashion.cli import main; "
               "code = main(['run', '--preset', 'best', '--limit', '300', '--print-config', "

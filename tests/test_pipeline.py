@@ -2,13 +2,11 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
+from conftest import TINY_RUN, Watched, fashion
 
 from fashion.cli import main
 from fashion.runs import plan as planning
@@ -20,22 +18,12 @@ TINY = ["--no-budget", "--limit", "200", "--tuner", "random", "--max-trials", "2
         "--max-epochs", "1", "--final-epochs", "1"]
 
 
-def _fashion(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fashion.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
-
-
-def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
-    out = tmp_path / "run"
-    done = _fashion("run", "--data-dir", str(data_dir), "--out", str(out), *TINY,
-                    env={"KERAS_MAX_STEPS_PER_EPOCH": "2"})
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_tiny_run_writes_every_artefact(tiny_run, tiny_run_output):
+    out, (stdout, _) = tiny_run, tiny_run_output
     for name in rundir.ARTEFACTS:
         assert (out / name).is_file(), name
-    assert f"run directory: {out}" in done.stdout
-    assert "accuracy" in done.stdout
-    # Keras's debugging cap reached the training: 2 steps, whatever the data size.
-    assert "Limiting steps_per_epoch to 2" in done.stderr
+    assert f"run directory: {out}" in stdout
+    assert "accuracy" in stdout
     record = json.loads((out / "config.json").read_text())
     assert record["seed"] == 42 and record["command"].startswith("fashion run")
     assert set(record["data_sha256"]) == {"train-images-idx3-ubyte.gz",
@@ -48,13 +36,14 @@ def test_tiny_run_writes_every_artefact(data_dir, tmp_path):
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert "learning_rate" in best
     # TensorBoard: each trial in a folder of its own (with its hyperparameters), and the final
-    # training. vgg_quick fixes every hyperparameter, so its search ends after one trial.
+    # training.
     logs = out / rundir.LOGS
-    assert sorted(p.name for p in (logs / "search").iterdir()) == ["0"]
+    assert sorted(p.name for p in (logs / "search").iterdir()) == ["0", "1", "2"]
     assert list((logs / "search" / "0" / "execution0").glob("events.out.tfevents.*"))
     assert list((logs / "final" / "validation").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.integration
 def test_a_budget_is_planned_printed_and_saved_with_the_device(data_dir, tmp_path, capsys,
                                                                 monkeypatch):
     # A device so slow that its 0.9 training minutes buy one epoch of the 200 images: the plan,
@@ -120,6 +109,7 @@ def test_corrupt_data_leaves_no_run_directory(data_dir, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_no_network_and_no_local_copy_is_explained(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "FASHION_MNIST_DIR"}
     env["KERAS_HOME"] = str(tmp_path / "empty-keras-home")
@@ -153,59 +143,48 @@ def test_data_command_prints_the_splits_and_writes_the_grid(data_dir, tmp_path, 
 
 # --- chaos: SIGKILL in every phase, rerun, and the run ends as if it had never stopped ---
 
-# The vgg space: its batches, schedule and dropout resume exactly. From the cnn preset, which
-# has no time budget (a deadline makes the schedule depend on the clock). Three final epochs, so
-# a kill after the first leaves a training to continue.
-CHAOS = ["--preset", "cnn", "--space", "vgg", "--limit", "200", "--tuner", "random",
-         "--max-trials", "2", "--max-epochs", "1", "--final-epochs", "3"]
-CHAOS_ENV = {"KERAS_MAX_STEPS_PER_EPOCH": "2", "PYTHONUNBUFFERED": "1"}
+# The run of the session's `tiny_run` (conftest.py), killed and resumed: it must end as that
+# uninterrupted run did.
+
+def _kill_when(argv, log, pattern, ready=None) -> str:
+    """Start `fashion`, SIGKILL it at the first line of output that matches `pattern` once
+    `ready()`; return its output."""
+    run = Watched(argv, log)
+    try:
+        run.wait_for(pattern, ready=ready)
+    finally:
+        run.kill()
+    return run.output()
 
 
-def _kill_when(argv, ready, timeout=600) -> str:
-    """Start `fashion` and SIGKILL it once `ready(stdout so far)` is true; return the stdout."""
-    process = subprocess.Popen([sys.executable, "-m", "fashion.cli", *argv], text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env={**os.environ, **CHAOS_ENV})
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
-    while not ready("".join(lines)):
-        assert process.poll() is None, f"finished before the kill point:\n{lines[-20:]}"
-        assert time.monotonic() < deadline, "timed out waiting for the kill point"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    return "".join(lines)
+def _uninterrupted(tiny_run):
+    return (json.loads((tiny_run / rundir.METRICS).read_text()),
+            files.read_history(tiny_run / "history.csv"))
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(data_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("chaos") / "whole"
-    done = _fashion("run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS, env=CHAOS_ENV)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads((out / rundir.METRICS).read_text()), files.read_history(out / "history.csv")
-
-
+# Each phase: the line of output to kill at and, if given, what must be true by then. Training
+# prints a line an epoch, so the first line after an epoch's backup comes within the training.
 KILL_POINTS = {
-    "search": lambda out, printed: "trial 1/2 done" in printed,
-    "final training": lambda out, printed: (out / rundir.TRAINING_BACKUP / "progress.json")
-    .exists(),
-    "evaluation": lambda out, printed: "[fashion] evaluating" in printed,
-    "report": lambda out, printed: "[fashion] writing the report" in printed,
+    "search": lambda out: (r"\[fashion\] trial 1/3 done", None),
+    "final training": lambda out: (r"", (out / rundir.TRAINING_BACKUP / "progress.json").exists),
+    "evaluation": lambda out: (r"\[fashion\] evaluating", None),
+    "report": lambda out: (r"\[fashion\] writing the report", None),
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("phase", KILL_POINTS)
-def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path, uninterrupted,
+def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path, tiny_run,
                                                              phase):
     out = tmp_path / "run"
-    argv = ["run", "--data-dir", str(data_dir), "--out", str(out), *CHAOS]
-    _kill_when(argv, lambda printed: KILL_POINTS[phase](out, printed))
+    argv = ["run", "--data-dir", str(data_dir), "--out", str(out), *TINY_RUN]
+    printed = _kill_when(argv, tmp_path / "killed.log", *KILL_POINTS[phase](out))
     assert not rundir.RunDir(out).is_finished()
-    done = _fashion(*argv, env=CHAOS_ENV)
+    if phase == "final training":  # killed in it, not after it
+        assert "[fashion] evaluating" not in printed
+    done = fashion(*argv)
     assert done.returncode == 0, done.stderr[-2000:]
-    metrics, history = uninterrupted
+    metrics, history = _uninterrupted(tiny_run)
     resumed = json.loads((out / rundir.METRICS).read_text())
     for split in ("validation", "test"):
         for name in ("accuracy", "loss", "confusion_matrix"):
@@ -214,21 +193,25 @@ def test_a_run_killed_in_any_phase_resumes_to_the_same_result(data_dir, tmp_path
     leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")
                  or p.name.startswith((".report-", ".partial-")) or p.name == "training-backup"]
     assert not leftovers
-    again = _fashion(*argv, env=CHAOS_ENV)
+    again = fashion(*argv)
     assert again.returncode == 1 and f"fashion report {out}" in again.stderr
 
 
+@pytest.mark.integration
 def test_in_graph_augmentation_resumes_exactly_after_a_kill_in_training(data_dir, tmp_path):
     # The accelerators' path: flips, shifts and erasing drawn by Keras layers, whose random
-    # generators' state the training backup keeps beside the weights.
-    argv = ["run", "--data-dir", str(data_dir), *CHAOS, "--augment-in-graph"]
+    # generators' state the training backup keeps beside the weights. Killed in the training,
+    # so a one-trial search will do.
+    argv = ["run", "--data-dir", str(data_dir), *TINY_RUN, "--max-trials", "1",
+            "--augment-in-graph"]
     whole = tmp_path / "whole"
-    done = _fashion(*argv, "--out", str(whole), env=CHAOS_ENV)
+    done = fashion(*argv, "--out", str(whole))
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "run"
-    _kill_when([*argv, "--out", str(out)],
-               lambda printed: KILL_POINTS["final training"](out, printed))
-    done = _fashion(*argv, "--out", str(out), env=CHAOS_ENV)
+    printed = _kill_when([*argv, "--out", str(out)], tmp_path / "killed.log",
+                         *KILL_POINTS["final training"](out))
+    assert "[fashion] evaluating" not in printed
+    done = fashion(*argv, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert files.read_history(out / "history.csv") == files.read_history(whole / "history.csv")
     resumed, metrics = (json.loads((run / rundir.METRICS).read_text()) for run in (out, whole))

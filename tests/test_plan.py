@@ -151,6 +151,7 @@ def test_no_budget_no_plan(tmp_path):
     assert planning.plan_run(config, tmp_path / "run") == (config, None)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("augment_in_graph", [False, True])
 def test_measuring_trains_the_network_on_this_device(augment_in_graph):
     config = config_from_preset("default")

@@ -260,8 +260,8 @@ def test_the_shipped_model_names_the_phone_photos(tmp_path, capsys):
     right = [r["top"][0]["class_id"] == int(Path(r["file"]).parent.name) for r in results]
     assert len(results) == 5 and all(right)
     for result in results:
-        seen = Image.open(result["input"])
-        assert seen.size == (28, 28) and Path(result["input"]).parent == tmp_path
+        with Image.open(result["input"]) as seen:
+            assert seen.size == (28, 28) and Path(result["input"]).parent == tmp_path
         assert isinstance(result["not_sure"], bool)
 
 

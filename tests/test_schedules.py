@@ -1,9 +1,11 @@
 import time
+import types
 
 import keras
 import numpy as np
 import pytest
 
+from fashion.spaces import schedules
 from fashion.spaces.schedules import OneCycle
 
 
@@ -66,12 +68,17 @@ def test_with_several_steps_per_execution_the_rate_follows_each_group_of_steps()
         OneCycle(peak=0.1).rate(12 / 16), rel=1e-5)
 
 
-def test_a_deadline_reached_mid_training_anneals_and_stops_early():
+def test_a_deadline_reached_mid_training_anneals_and_stops_early(monkeypatch):
+    # The schedule's clock, advanced 10 ms a step: a slow training, without waiting for one.
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(schedules, "time", types.SimpleNamespace(monotonic=lambda: clock["now"]))
+    tick = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: clock.update(now=clock["now"] + 0.01))
     model, (x, y) = _tiny_model(), _data()
-    slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.01))
     history = model.fit(x, y, batch_size=8, epochs=200, verbose=0,
-                        callbacks=[OneCycle(peak=0.1, deadline=time.monotonic() + 2.0), slow])
-    assert 1 < len(history.history["loss"]) < 200
+                        callbacks=[OneCycle(peak=0.1, deadline=clock["now"] + 0.4), tick])
+    # 0.4 s of 10 ms steps, 8 steps an epoch: the deadline comes in epoch 6 of 200.
+    assert len(history.history["loss"]) == 6
     assert float(model.optimizer.learning_rate) == pytest.approx(0.1 / 1000)
 
 

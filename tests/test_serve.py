@@ -4,20 +4,16 @@ import asyncio
 import base64
 import io
 import json
-import os
 import shutil
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import REPO, photo_like
+from conftest import REPO, Watched, photo_like
 from fastapi.testclient import TestClient
 from PIL import Image
 from test_images import _chunk, _exif_jpeg, _inflating
@@ -156,32 +152,16 @@ def _free_port() -> int:
 def server(tiny_model_path, tmp_path_factory):
     """`fashion serve` in its own process on a free loopback port; yields its URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "fashion.cli", "serve", "--model",
-                                    str(tiny_model_path), "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+    serving = Watched(["serve", "--model", str(tiny_model_path), "--port", str(port)],
+                      tmp_path_factory.mktemp("serve") / "serve.log",
+                      env={"PYTHONPATH": str(REPO / "src")})
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process, log)
+        serving.wait_for(r"Uvicorn running on", timeout=120)  # after the app's startup
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_up(url: str, process, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"fashion serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.5)
-    pytest.fail(f"fashion serve did not answer in {timeout} s: {log.read_text()}")
+        serving.terminate()
 
 
 def _load(url: str, payload: bytes, clients: int, seconds: float) -> tuple[list, list]:
@@ -208,6 +188,7 @@ def _load(url: str, payload: bytes, clients: int, seconds: float) -> tuple[list,
     return latencies, errors
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("seconds", [
     5, pytest.param(30, marks=pytest.mark.slow)], ids=["8x5s", "8x30s"])
 def test_concurrent_clients_get_answers_without_errors(server, shirt_jpeg, seconds, capsys):
@@ -224,6 +205,7 @@ def _browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"{CHROMIUM} is not installed; "
                     "install it with: apt-get update && apt-get install -y chromium")
 def test_page_in_a_real_browser(server, shirt_jpeg, tmp_path):

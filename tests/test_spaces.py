@@ -5,16 +5,13 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from keras_tuner.engine.hyperparameters import Fixed
 
 import fashion
 from fashion.errors import ConfigError
-from fashion.spaces.augment import AugmentedBatches, ShuffledBatches, erase_random_rectangles
 from fashion.spaces.base import SearchSpace
 from fashion.spaces.cnn import CNNHyperModel
 from fashion.spaces.compile_options import compile_options
 from fashion.spaces.mlp import MLP_LEARNING_RATES, MLPHyperModel
-from fashion.spaces.networks import NETWORKS
 from fashion.spaces.registry import (
     build_hypermodel,
     fixed_hyperparameters,
@@ -24,7 +21,6 @@ from fashion.spaces.registry import (
     takes_photos,
     unregister_space,
 )
-from fashion.spaces.schedules import OneCycle
 from fashion.spaces.vgg import QuickVGGHyperModel, VGGHyperModel
 from fashion.storage.classes import PHOTO_SHAPE
 
@@ -75,18 +71,6 @@ def test_cnn_builds_and_fits_one_step(blocks):
     assert model.output_shape == (None, 10)
 
 
-def test_augmented_batches_flip_and_shift_but_keep_labels():
-    x = np.zeros((10, 28, 28, 1), dtype="float32")
-    x[:, 10:18, 2:6] = 1.0  # a bar near the left edge
-    y = np.arange(10)
-    batches = AugmentedBatches(x, y, batch_size=10, seed=3)
-    images, labels = batches[0]
-    assert images.shape == x.shape and len(batches) == 1
-    np.testing.assert_array_equal(np.sort(labels), y)
-    assert images.sum() == pytest.approx(x.sum())  # shifted within the padding, nothing lost
-    assert (images != x).any()
-
-
 def test_cnn_filters_of_a_third_block_are_only_active_with_three_blocks():
     hp = keras_tuner.HyperParameters()
     hp.Int("conv_blocks", 2, 3, default=3)
@@ -111,125 +95,6 @@ def test_build_hypermodel_by_name():
     assert isinstance(build_hypermodel("cnn"), CNNHyperModel)
     assert isinstance(build_hypermodel("vgg"), VGGHyperModel)
     assert isinstance(build_hypermodel("vgg_quick"), QuickVGGHyperModel)
-
-
-def test_random_erasing_zeroes_one_rectangle_per_chosen_image():
-    images = np.ones((200, 28, 28, 1), dtype="float32")
-    erased = erase_random_rectangles(images, 0.5, np.random.default_rng(0))
-    zeros = (erased == 0).sum(axis=(1, 2, 3))
-    assert erased.dtype == images.dtype and images.min() == 1.0  # the input is left alone
-    assert 60 < (zeros > 0).sum() < 140
-    assert zeros[zeros > 0].min() >= 16 and zeros.max() <= 144  # 4x4 to 12x12
-    for image in erased[zeros > 0]:
-        rows, cols = np.nonzero(image[..., 0] == 0)
-        assert len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one solid rectangle
-
-
-def test_vgg_space_fits_with_its_schedule_and_erasing():
-    hp = keras_tuner.HyperParameters()
-    hypermodel = VGGHyperModel(seed=0)
-    hypermodel.declare_hyperparameters(hp)
-    model = hypermodel.build(hp)
-    assert hp.get("erase_probability") == 0.5 and hp.get("label_smoothing") == 0.1
-    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] \
-        == [32, 64, 64, 128]
-    x = np.random.rand(64, 28, 28, 1).astype("float32")
-    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
-    history = hypermodel.fit(hp, model, x, y, epochs=2, verbose=0)
-    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
-    # One step an epoch: the second, last step ran at half-way through the one-cycle schedule.
-    assert float(model.optimizer.learning_rate) == pytest.approx(
-        OneCycle(hp.get("learning_rate")).rate(0.5), rel=1e-5)
-
-
-def test_quick_vgg_space_fixes_every_setting_and_computes_in_bfloat16():
-    hp = keras_tuner.HyperParameters()
-    hypermodel = QuickVGGHyperModel(seed=0)
-    model = hypermodel.build(hp)
-    tunable = [p.name for p in hp.space if not isinstance(p, Fixed)]
-    assert tunable == []
-    assert {name: hp.get(name) for name in QuickVGGHyperModel.fixed} == QuickVGGHyperModel.fixed
-    assert hp.get("label_smoothing") == 0.1 and hp.get("erase_probability") == 0.0
-    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-    assert conv.dtype_policy.name == "mixed_bfloat16" and conv.variable_dtype == "float32"
-    assert model.layers[-1].compute_dtype == "float32"  # the softmax
-    x = np.random.rand(64, 28, 28, 1).astype("float32")
-    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
-    history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert model.predict(x[:2], verbose=0).dtype == np.float32
-
-
-def test_vgg_space_keeps_keras_global_precision():
-    model = VGGHyperModel().build(keras_tuner.HyperParameters())
-    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-
-
-def test_vgg_space_searches_only_what_short_trials_can_rank():
-    hp = keras_tuner.HyperParameters()
-    VGGHyperModel(seed=0).build(hp)
-    searched = sorted(p.name for p in hp.space if not isinstance(p, Fixed))
-    assert searched == ["dropout", "learning_rate", "weight_decay"]
-    assert fixed_hyperparameters("vgg") == {"label_smoothing": 0.1, "erase_probability": 0.5}
-    assert fixed_hyperparameters("cnn") == {}
-
-
-@pytest.mark.parametrize("network, parameters", [
-    ("vgg", 193_194), ("vgg-wide", None), ("vgg-2x", None), ("wrn-16-4", None)])
-def test_each_network_builds_at_its_width(network, parameters):
-    model = VGGHyperModel(network=network).build(keras_tuner.HyperParameters())
-    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
-                    and layer.kernel_size == (3, 3)]
-    shape = NETWORKS[network]
-    assert len(convolutions) == sum(shape.convolutions)
-    assert sorted({layer.filters for layer in convolutions}) == sorted(shape.widths)
-    has_shortcuts = any(isinstance(layer, keras.layers.Add) for layer in model.layers)
-    assert has_shortcuts == shape.residual
-    if parameters:
-        assert model.count_params() == parameters  # the network every preset was measured with
-
-
-def test_unknown_network_is_refused():
-    with pytest.raises(ConfigError, match="unknown network 'vgg-9x'; choose one of vgg, "):
-        VGGHyperModel(network="vgg-9x")
-
-
-def test_in_graph_augmentation_trains_and_leaves_inference_alone():
-    hp = keras_tuner.HyperParameters()
-    hypermodel = VGGHyperModel(seed=0, augment_in_graph=True)
-    hypermodel.declare_hyperparameters(hp)
-    model = hypermodel.build(hp)
-    augmentation = model.get_layer("augmentation")
-    names = [type(layer).__name__ for layer in augmentation.layers]
-    assert names == ["RandomFlip", "RandomTranslation", "RandomErasing"]
-    x = np.random.rand(64, 28, 28, 1).astype("float32")
-    # Inference: the layers pass images through; training: they change them.
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmentation(x, training=False)), x)
-    assert not np.allclose(keras.ops.convert_to_numpy(augmentation(x, training=True)), x)
-    # Erasing as the host path erases: zeros in about half the images, and pixels stay in
-    # [0, 1]. Only the eraser, on a blank image: shifts would add zeros at the borders.
-    eraser = augmentation.layers[-1]
-    erased = keras.ops.convert_to_numpy(eraser(np.ones((400, 28, 28, 1), "float32"),
-                                               training=True))
-    assert erased.min() == 0.0 and erased.max() == 1.0
-    zeros = (erased == 0).sum(axis=(1, 2, 3))
-    assert 140 < (zeros > 0).sum() < 260
-    assert 16 <= zeros[zeros > 0].min() and zeros.max() <= 144  # sides of 4 to 12 pixels
-    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
-    history = hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-
-
-def test_shuffled_batches_are_a_function_of_seed_epoch_and_index():
-    x = np.arange(100, dtype="float32").reshape(100, 1, 1, 1)
-    batches = ShuffledBatches(x, np.arange(100), batch_size=32, seed=3)
-    first = [batches[i][1] for i in range(len(batches))]
-    assert sorted(np.concatenate(first)) == list(range(100))  # each image once an epoch
-    batches.epoch = 1
-    assert not np.array_equal(batches[0][1], first[0])  # reshuffled each epoch
-    again = ShuffledBatches(x, np.arange(100), batch_size=32, seed=3)
-    again.epoch = 1
-    np.testing.assert_array_equal(again[2][1], batches[2][1])
 
 
 # The registry: every reader asks it, a built-in space loads on first use, a new one is a class.
@@ -299,6 +164,7 @@ def toy_space():
     unregister_space(ToySpace.name)
 
 
+@pytest.mark.integration
 def test_a_registered_space_runs_end_to_end(toy_space, data_dir, tmp_path):
     config = fashion.config_from_preset(
         "cnn", space="toy", limit=200, tuner="random", max_trials=1, max_epochs=1,

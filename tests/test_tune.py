@@ -4,7 +4,6 @@ workers on loopback, seeded searches, memory, bad options."""
 import gc
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import Watched
 from tensorflow.python.framework.func_graph import FuncGraph
 
 from fashion.cli import main
@@ -54,26 +54,13 @@ def _sequence(out) -> list[dict]:
     return [t["hyperparameters"]["values"] for _, t in sorted(_trials(out).items())]
 
 
-def _start(args, log: Path, **env) -> subprocess.Popen:
-    with open(log, "w") as f:
-        return subprocess.Popen([sys.executable, "-m", "fashion.cli", *args], stdout=f,
-                                stderr=subprocess.STDOUT,
-                                env={**os.environ, **SUBPROCESS_ENV, **env})
-
-
-def _wait_for(condition, timeout=180, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_quiet_prints_only_the_result(data_dir, tmp_path, capsys):
     assert main(_tune(data_dir, tmp_path / "run", "--max-trials", "1", "--quiet")) == 0
     printed = capsys.readouterr().out.strip().splitlines()
@@ -83,6 +70,7 @@ def test_quiet_prints_only_the_result(data_dir, tmp_path, capsys):
 
 # --- Keras's debugging caps ---
 
+@pytest.mark.integration
 def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
     out = tmp_path / "run"
     keras.config.set_max_epochs(1)
@@ -101,6 +89,7 @@ def test_the_epoch_cap_lets_hyperband_continue_its_trials(data_dir, tmp_path):
 
 # --- budgets ---
 
+@pytest.mark.integration
 def test_max_trials_stops_the_search_and_reports_each_trial(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_tune(data_dir, out, "--max-trials", "2")) == 0
@@ -121,6 +110,7 @@ def _run_trials_command(out, capsys) -> str:
     return table
 
 
+@pytest.mark.integration
 def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = _tune(data_dir, out, "--max-trials", "20", "--time-budget", "0.001")
@@ -134,15 +124,18 @@ def test_time_budget_stops_the_search_and_spans_resumes(data_dir, tmp_path, caps
 
 # --- resume ---
 
-def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path):
+@pytest.mark.integration
+def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data_dir, tmp_path,
+                                                                           watched):
     out = tmp_path / "run"
     args = _tune(data_dir, out, "--max-trials", "4")
-    first = _start(args, tmp_path / "first.log")
-    _wait_for(lambda: _completed(out) or first.poll() is not None, what="a finished trial")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first = watched(args, tmp_path / "first.log", SUBPROCESS_ENV)
+    first.wait_for(r"\[fashion\] trial \d/4 done")  # printed once the trial is saved
+    first.kill()
     before = _completed(out)
-    assert 1 <= len(before) < 4, (tmp_path / "first.log").read_text()[-2000:]
+    assert 1 <= len(before) < 4, first.output()[-2000:]
+    # Keras's debugging cap reached the process's training: 2 steps, whatever the data size.
+    assert "Limiting steps_per_epoch to 2" in first.output()
     mtimes = {k: (out / "tuning" / f"trial_{k}" / "trial.json").stat().st_mtime_ns
               for k in before}
 
@@ -158,6 +151,7 @@ def test_resume_after_sigkill_keeps_finished_trials_and_does_not_rerun_them(data
     assert rerun.stdout.count("[fashion] trial ") == 4 - len(before)
 
 
+@pytest.mark.integration
 def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, tmp_path, capsys,
                                                                       monkeypatch):
     out = tmp_path / "run"
@@ -180,40 +174,44 @@ def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, t
 
 # --- distributed ---
 
-def _distributed(data_dir, out, tmp_path, max_trials, chief_extra=()):
+def _distributed(watched, data_dir, out, tmp_path, max_trials, chief_extra=()):
     args = [*_tune(data_dir, out, "--max-trials", str(max_trials)),
             "--oracle-port", str(_free_port())]
-    chief = _start([*args, "--chief", *chief_extra], tmp_path / "chief.log")
-    workers = {w: _start([*args, "--worker", w], tmp_path / f"worker-{w}.log") for w in "12"}
+    chief = watched([*args, "--chief", *chief_extra], tmp_path / "chief.log", SUBPROCESS_ENV)
+    workers = {w: watched([*args, "--worker", w], tmp_path / f"worker-{w}.log", SUBPROCESS_ENV)
+               for w in "12"}
     return chief, workers
 
 
-def _exits_by_itself(process, log, timeout=240):
+def _exits_by_itself(run: Watched, timeout=240):
     try:
-        assert process.wait(timeout=timeout) == 0, log.read_text()[-3000:]
+        code = run.process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        raise AssertionError(f"did not exit by itself: {log.read_text()[-3000:]}") from None
+        run.kill()
+        raise AssertionError(f"did not exit by itself: {run.output()[-3000:]}") from None
+    assert code == 0, run.output()[-3000:]
 
 
-def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path):
+@pytest.mark.integration
+def test_chief_and_two_workers_run_each_trial_once_and_exit(data_dir, tmp_path, watched):
     out = tmp_path / "run"
     started = time.monotonic()
-    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=4)
-    for name, process in [("chief", chief), *((f"worker-{w}", p) for w, p in workers.items())]:
-        _exits_by_itself(process, tmp_path / f"{name}.log")
+    chief, workers = _distributed(watched, data_dir, out, tmp_path, max_trials=4)
+    for run in [chief, *workers.values()]:
+        _exits_by_itself(run)
     print(f"chief and two workers, 4 trials: {time.monotonic() - started:.1f} s")
     oracle = json.loads((out / "tuning" / "oracle.json").read_text())
     assert len(_completed(out)) == 4
     assert sorted(oracle["end_order"]) == sorted(_trials(out)) and len(oracle["end_order"]) == 4
     assert set(oracle["run_times"].values()) == {1}  # no trial ran twice
-    assert "best hyperparameters" in (tmp_path / "chief.log").read_text()
+    assert "best hyperparameters" in chief.output()
 
 
-def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path):
+@pytest.mark.integration
+def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path, watched):
     out = tmp_path / "run"
     started = time.monotonic()
-    chief, workers = _distributed(data_dir, out, tmp_path, max_trials=5,
+    chief, workers = _distributed(watched, data_dir, out, tmp_path, max_trials=5,
                                   chief_extra=["--worker-timeout", "6"])
 
     def worker_1_trains():
@@ -224,20 +222,20 @@ def test_a_worker_killed_mid_trial_does_not_stall_the_others(data_dir, tmp_path)
         trial = _trials(out).get(ongoing.get("worker-1"))
         return trial is not None and trial["status"] == "RUNNING"
 
-    _wait_for(worker_1_trains, what="worker 1 to start a trial")
-    workers["1"].send_signal(signal.SIGKILL)
-    workers["1"].wait()
-    _exits_by_itself(chief, tmp_path / "chief.log")
-    _exits_by_itself(workers["2"], tmp_path / "worker-2.log")
+    # Keras says so as the first trial's training starts (a worker prints nothing before).
+    workers["1"].wait_for(r"Limiting steps_per_epoch", ready=worker_1_trains)
+    workers["1"].kill()
+    _exits_by_itself(chief)
+    _exits_by_itself(workers["2"])
     print(f"chief and two workers, one killed, 5 trials: {time.monotonic() - started:.1f} s")
     assert len(_completed(out)) == 5
-    assert "worker worker-1 silent for 6 s: dropped, its trial" in \
-        (tmp_path / "chief.log").read_text()
+    assert "worker worker-1 silent for 6 s: dropped, its trial" in chief.output()
 
 
 # --- reproducibility ---
 
 # Bayesian: 2 random trials, then 1 chosen by the Gaussian process from their scores.
+@pytest.mark.integration
 @pytest.mark.parametrize("tuner, trials", [("random", 3), ("bayesian", 3)])
 def test_the_same_seed_repeats_the_hyperparameter_sequence(data_dir, tmp_path, capsys, tuner,
                                                            trials):

@@ -45,6 +45,7 @@ def _users_model(hp):
     return model
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="ram:// is TensorFlow's")
 def test_a_users_tuner_after_a_fashion_search_writes_as_without_fashion(tmp_path, monkeypatch):
     import tensorflow as tf
@@ -94,6 +95,7 @@ def test_atomic_writes_leave_the_umask_alone_and_apply_it(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left
 
 
+@pytest.mark.integration
 def test_import_fashion_is_light_and_makes_its_models_loadable_by_keras():
     if not default_model_path().is_file():
         pytest.skip("no shipped model in this checkout")

@@ -1,7 +1,7 @@
 """The service's work gate and batcher, driven directly."""
 
 import asyncio
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -52,22 +52,30 @@ def test_a_client_that_leaves_while_waiting_frees_its_place(released_first):
 
 
 def test_concurrent_requests_are_scored_in_one_pass():
-    class Slow:
-        calls = []
+    class Held:
+        """A model whose first pass runs until the test lets it finish."""
+
+        def __init__(self):
+            self.calls, self.running, self.release = [], threading.Event(), threading.Event()
 
         def probabilities(self, images):
             self.calls.append(len(images))
-            time.sleep(0.1)
+            self.running.set()
+            assert self.release.wait(30), "the test never let the pass finish"
             return np.repeat(images.reshape(len(images), -1)[:, :1], 10, axis=1)
 
+    model = Held()
+
     async def scenario():
-        batcher = Batcher(Slow())
+        batcher = Batcher(model)
         images = [np.full((1, 28, 28), i, np.float32) for i in range(6)]
         first = asyncio.create_task(batcher.probabilities(images[0]))
-        await asyncio.sleep(0.05)  # the first pass runs: the rest arrive meanwhile
-        rest = await asyncio.gather(*[batcher.probabilities(x) for x in images[1:]])
-        return [await first, *rest]
+        assert await asyncio.to_thread(model.running.wait, 30)  # the first pass runs...
+        rest = [asyncio.create_task(batcher.probabilities(x)) for x in images[1:]]
+        await asyncio.sleep(0)  # ...the rest arrive and queue meanwhile...
+        model.release.set()  # ...and it ends
+        return [await first, *await asyncio.gather(*rest)]
 
     results = asyncio.run(scenario())
     assert [r[0, 0] for r in results] == [0, 1, 2, 3, 4, 5]
-    assert Slow.calls == [1, 5]  # the first alone, the five that came during it together
+    assert model.calls == [1, 5]  # the first alone, the five that came during it together

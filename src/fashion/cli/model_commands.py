@@ -124,11 +124,12 @@ def cmd_calibrate(args) -> int:
                                             data_dir=args.data_dir))
     calibration, record = calibrate(predictor.probabilities(splits.x_val), splits.y_val)
     path = write_calibration(args.model, calibration, record)
+    answered = record["accuracy_answered"]
     print(f"validation ({splits.name} split, {record['images']:,} images): temperature "
           f"{calibration.temperature:.3f}, expected calibration error {record['ece_before']:.4f}"
           f" -> {record['ece_after']:.4f}; \"not sure\" below {calibration.threshold:.3f} "
           f"({record['not_sure_share']:.1%} of validation images, accuracy of the rest "
-          f"{record['accuracy_answered']:.4f}) -> {path}")
+          f"{'-' if answered is None else f'{answered:.4f}'}) -> {path}")
     return 0
 
 

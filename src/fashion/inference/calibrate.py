@@ -114,7 +114,9 @@ def calibrate(probabilities: np.ndarray, labels: np.ndarray) -> tuple[Calibratio
         "nll_before": negative_log_likelihood(probabilities, labels),
         "nll_after": negative_log_likelihood(calibrated, labels),
         "not_sure_share": float(not_sure.mean()),
-        "accuracy_answered": float((calibrated.argmax(1) == labels)[answered].mean()),
+        # None when every answer is withheld: there is no accuracy of none.
+        "accuracy_answered": (float((calibrated.argmax(1) == labels)[answered].mean())
+                              if answered.any() else None),
     }
     return calibration, record
 

@@ -67,8 +67,9 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         seconds = self.seconds_before + time.monotonic() - self.started
         files.write_json(self.progress_path, {
             "epochs": epoch + 1, "seconds": round(seconds, 1),
-            "seed_states": [keras.ops.convert_to_numpy(v).tolist()
-                            for v in _seed_states(self.model)]})
+            # variable.numpy(), not np.array(variable): Keras's variables lack NumPy 2's
+            # __array__(copy=...).
+            "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)]})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
