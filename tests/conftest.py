@@ -32,12 +32,13 @@ def pytest_addoption(parser):
 
 # Whose integration tests take longest (20-50 s each, a chain of `fashion` processes or a
 # search): scheduled before the others' few seconds.
-LONGEST_INTEGRATION_TESTS = ("test_pipeline.py", "test_notebook.py", "test_tune.py")
+LONGEST_INTEGRATION_TESTS = ("test_pipeline.py", "test_docs.py", "test_tune.py", "test_adapt.py")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "tiny_run" in item.fixturenames:  # it reads a run that a `fashion` process made
+        # It reads a run that a `fashion` process made: a run, or an adapted photo model.
+        if {"tiny_run", "adapted"} & set(item.fixturenames):
             item.add_marker(pytest.mark.integration)
     # With `pytest -n 2 --dist worksteal` the first worker takes the first half and the other
     # takes the rest, then steals from the end of the busier one's queue. So: the tests of the

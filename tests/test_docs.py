@@ -56,6 +56,7 @@ def test_the_python_pages_are_found():
 
 
 @pytest.mark.parametrize("page", python_pages())
+@pytest.mark.integration
 def test_a_pages_python_blocks_run_in_order(page, data_dir, tmp_path, monkeypatch, capsys):
     text = (DOCS / page).read_text()
     full_size = config.config_from_preset

@@ -65,6 +65,20 @@ def test_a_budget_is_planned_printed_and_saved_with_the_device(data_dir, tmp_pat
     assert "Device: " in report and "Plan for the 3-minute budget" in report
 
 
+@pytest.mark.integration
+def test_the_default_preset_runs_under_keras_debugging_caps(data_dir, tmp_path):
+    # The caps end the plan's measurements before they time a step, and the default preset's
+    # space fixes every setting: its one trial is a check, never shown as a result.
+    done = fashion("run", "--data-dir", str(data_dir), "--limit", "300", "--out",
+                   str(tmp_path / "run"),
+                   env={"KERAS_MAX_EPOCHS": "1", "KERAS_MAX_STEPS_PER_EPOCH": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "vgg float32 not measured" in done.stdout
+    assert "[fashion] space checked: it builds and trains" in done.stdout
+    assert "trial 1/1 done" not in done.stdout and "val_accuracy 0.1" not in done.stdout
+    assert "Nothing was searched" in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_a_finished_run_is_not_overwritten(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -4,7 +4,7 @@ import keras_tuner
 import pytest
 from keras_tuner.engine.trial import Trial
 
-from fashion.tuning.progress import progress_line
+from fashion.tuning.progress import progress_line, searches_nothing
 from fashion.tuning.upstream import TrialStatus
 
 OBJECTIVE = keras_tuner.Objective("val_accuracy", "max")
@@ -48,3 +48,25 @@ def test_the_total_is_what_the_search_plans(oracle, total):
     _ended(oracle, ("00", TrialStatus.COMPLETED, 0.5))
     assert progress_line(oracle, oracle.trials["00"], elapsed=0).startswith(
         f"[fashion] trial 1/{total} done (id 00): val_accuracy 0.5000, best 0.5000")
+
+
+def test_a_space_that_fixes_every_setting_is_shown_as_checked_not_as_a_trials_score():
+    oracle = keras_tuner.oracles.RandomSearchOracle(OBJECTIVE, max_trials=1)
+    oracle.hyperparameters.Fixed("learning_rate", 2e-3)
+    _ended(oracle, ("00", TrialStatus.COMPLETED, 0.1))
+    assert searches_nothing(oracle.hyperparameters)
+    assert progress_line(oracle, oracle.trials["00"], elapsed=12) == (
+        "[fashion] space checked: it builds and trains (nothing to search: every setting is "
+        "fixed), 0m12s")
+    failed = _ended(keras_tuner.oracles.RandomSearchOracle(OBJECTIVE, max_trials=1),
+                    ("00", TrialStatus.FAILED, None))
+    failed.hyperparameters.Fixed("learning_rate", 2e-3)
+    assert "its check trial failed" in progress_line(failed, failed.trials["00"], elapsed=1)
+
+
+def test_a_space_with_one_choice_left_is_searched():
+    hyperparameters = keras_tuner.HyperParameters()
+    hyperparameters.Fixed("dropout", 0.2)
+    hyperparameters.Float("learning_rate", 1e-4, 1e-2)
+    assert not searches_nothing(hyperparameters)
+    assert not searches_nothing(keras_tuner.HyperParameters())  # not known yet

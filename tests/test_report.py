@@ -1,5 +1,6 @@
 """The report, on a run directory made by a tiny `fashion run`."""
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -114,3 +115,15 @@ def test_an_unfinished_run_gets_a_partial_report_of_the_trials_and_curves_so_far
     assert html.count("data:image/png;base64,") == 4  # curves, tuning, importance, effects
     assert not (run_copy / rundir.REPORT_HTML).exists()  # the run still counts as unfinished
     assert not list(run_copy.glob(".report-*"))
+
+
+def test_a_check_of_a_space_that_fixes_everything_is_not_reported_as_a_search(tiny_run):
+    saved = rundir.RunDir(tiny_run).read()
+    checked = dataclasses.replace(saved, trials=[{**trial, "searched": False}
+                                                 for trial in saved.trials])
+    text = report.tuning_text(checked)
+    assert text.startswith("Nothing was searched") and "scored" not in text
+    assert report.summary_text(checked).endswith("after a "
+                                                 f"{saved.metrics['tuning_seconds']:.0f} s "
+                                                 "check of the space.")
+    assert report.tuning_text(saved).startswith(f"A {saved.config.tuner} search")

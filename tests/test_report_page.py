@@ -7,7 +7,7 @@ import re
 import pytest
 
 from fashion.evaluation.report_page import (
-    Figure,
+    PageFigure,
     Section,
     Table,
     format_value,
@@ -33,7 +33,7 @@ def sections():
                              ["first <point>", "second & `last`"]]),
         Section("Trials", [Table(["trial", "score", "note"],
                                  [["0000", 0.5, None], ["0001", 0.9, "a|b"]], highlight=1)]),
-        Section("Curves", [Figure("curves.png", 'Loss "per" epoch <train>')]),
+        Section("Curves", [PageFigure("curves.png", 'Loss "per" epoch <train>')]),
     ]
 
 
@@ -71,4 +71,4 @@ def test_markdown_links_its_figures_and_bolds_the_highlighted_row(sections):
 
 def test_a_missing_figure_file_is_not_silently_left_out(tmp_path):
     with pytest.raises(FileNotFoundError):
-        render_html("Run", [Section("Curves", [Figure("gone.png", "gone")])], tmp_path)
+        render_html("Run", [Section("Curves", [PageFigure("gone.png", "gone")])], tmp_path)

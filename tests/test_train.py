@@ -6,7 +6,9 @@ import json
 import keras
 import keras_tuner
 import numpy as np
+import pytest
 
+from fashion.spaces.mlp import notebook_best_hyperparameters
 from fashion.spaces.registry import hypermodel_for
 from fashion.storage import files
 from fashion.storage.dataset import Splits
@@ -135,3 +137,40 @@ def test_train_best_stops_early_on_the_configured_monitor(tmp_path, monkeypatch)
                backup_dir=tmp_path, history_path=tmp_path / "history.csv")
     assert {"monitor": "val_accuracy", "mode": "max", "patience": 2,
             "restore_best_weights": True} in seen
+
+
+def _tiny_splits(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    return Splits("seed", x, y, x[:64], y[:64], x[:64], y[:64])
+
+
+def _cnn_hyperparameters():
+    hp = keras_tuner.HyperParameters()
+    for name, value in {"conv_blocks": 2, "batch_size": 64, "augment": False}.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("preset, hyperparameters", [
+    ("seed", notebook_best_hyperparameters), ("cnn", _cnn_hyperparameters)])
+def test_a_resumed_final_training_of_the_mlp_and_cnn_spaces_repeats_an_uninterrupted_one(
+        tmp_path, preset, hyperparameters):
+    # Their batches come in an order that is a function of (seed, epoch), reshuffled each
+    # epoch (Keras's own shuffle on TensorFlow repeats one order every epoch once a seed is set).
+    splits = _tiny_splits()
+    config = config_from_preset(preset, final_epochs=3, final_patience=None)
+    histories, weights = [], []
+    for name, stops in (("whole", [3]), ("resumed", [1, 3])):
+        backup = tmp_path / name
+        for epochs in stops:  # a training that ended after epoch 1 resumes as a killed one does
+            model, history = train_best(hyperparameters(), splits,
+                                        config.replace(final_epochs=epochs), verbose=0,
+                                        backup_dir=backup, history_path=backup / "history.csv")
+        histories.append(history)
+        weights.append(model.get_weights())
+    assert histories[0] == histories[1]
+    for whole, resumed in zip(*weights, strict=True):
+        np.testing.assert_array_equal(whole, resumed)

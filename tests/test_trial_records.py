@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fashion.tuning.trial_records import hyperparameter_importance, load_trials
+from fashion.tuning.trial_records import hyperparameter_importance, load_trials, searched
 
 
 def _write_trial(tuning, trial_id, score, values, status="COMPLETED"):
@@ -43,3 +43,17 @@ def test_importance_ranks_the_hyperparameter_that_drives_the_score_first():
     assert list(importance) == ["learning_rate", "units"]  # "optimizer" never varied
     assert importance["learning_rate"] > 0.8 and sum(importance.values()) == pytest.approx(1)
     assert hyperparameter_importance(trials[:4]) == {}  # too few trials to rank
+
+
+def test_a_trial_of_a_space_that_fixes_everything_is_marked_as_not_searched(tmp_path):
+    tuning = tmp_path / "tuning"
+    _write_trial(tuning, "0000", 0.8, {"units": 64})
+    assert load_trials(tmp_path)[0]["searched"] and searched(load_trials(tmp_path))
+    checked = tmp_path / "checked"
+    folder = checked / "tuning" / "trial_0"
+    folder.mkdir(parents=True)
+    (folder / "trial.json").write_text(json.dumps({
+        "trial_id": "0", "status": "COMPLETED", "score": 0.1, "hyperparameters": {
+            "space": [{"class_name": "Fixed", "config": {"name": "dropout", "value": 0.2}}],
+            "values": {"dropout": 0.2}}}))
+    assert not searched(load_trials(checked))

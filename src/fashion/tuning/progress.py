@@ -10,8 +10,10 @@ from fashion.tuning.upstream import TrialStatus, planned_trials
 
 def searches_nothing(hyperparameters) -> bool:
     """Whether a space leaves nothing to choose (every setting `Fixed`): its one short trial
-    only checks that it builds and trains, and its score means nothing."""
-    return all(isinstance(hp, Fixed) for hp in hyperparameters.space)
+    only checks that it builds and trains, and its score means nothing. An empty space is not
+    known yet (KerasTuner fills it when the tuner is built), so it does not count."""
+    space = hyperparameters.space
+    return bool(space) and all(isinstance(hp, Fixed) for hp in space)
 
 
 def progress_line(oracle, trial, elapsed: float, budget_left: float | None = None) -> str:
