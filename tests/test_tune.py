@@ -17,7 +17,7 @@ from conftest import Watched
 from tensorflow.python.framework.func_graph import FuncGraph
 
 from fashion.cli import main
-from fashion.spaces import registry as spaces
+from fashion.spaces import cnn
 from fashion.tuning.upstream import releasing_traced_graphs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -162,7 +162,7 @@ def test_a_changed_space_or_setting_is_refused_naming_the_difference(data_dir, t
     err = capsys.readouterr().err.strip()
     assert "max_epochs: 1 -> 2" in err and len(err.splitlines()) == 1
 
-    monkeypatch.setattr(spaces, "CNN_MAX_BLOCKS", 2)  # the code of the space changed
+    monkeypatch.setattr(cnn, "CNN_MAX_BLOCKS", 2)  # the code of the space changed
     assert main(_tune(data_dir, out, "--max-trials", "1")) == 1
     err = capsys.readouterr().err.strip()
     assert "another space" in err and "conv_blocks max_value: 3 -> 2" in err

@@ -104,7 +104,7 @@ def run_search(tuner, splits: Splits, config: RunConfig, run_dir: Path, verbose:
     chief holds the results.
     """
     worker = tuner.role.is_worker
-    if searches_nothing(tuner.oracle.hyperparameters):
+    if not worker and searches_nothing(tuner.oracle.hyperparameters):
         verbose = 0  # KerasTuner's own lines would show the check's score as a trial's result
     if not worker:
         _watch(tuner, config, run_dir, on_progress)
