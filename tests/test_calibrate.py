@@ -85,7 +85,7 @@ def test_file_round_trip_missing_and_damaged(tmp_path):
 
 
 def test_calibrate_command_writes_the_file_the_predictor_loads(tiny_model_path, tmp_path,
-                                                               capsys):
+                                                               data_dir, capsys):
     import shutil
 
     from fashion.cli import main
@@ -93,7 +93,8 @@ def test_calibrate_command_writes_the_file_the_predictor_loads(tiny_model_path, 
 
     model = tmp_path / "tiny.keras"
     shutil.copy(tiny_model_path, model)
-    assert main(["calibrate", str(model), "--split", "standard", "--limit", "500"]) == 0
+    assert main(["calibrate", str(model), "--split", "standard", "--limit", "500",
+                 "--data-dir", str(data_dir)]) == 0
     assert "expected calibration error" in capsys.readouterr().out
     saved = load_calibration(model)
     assert 0.05 < saved.temperature < 20 and 0.0 <= saved.threshold <= 1.0
