@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 import keras
@@ -28,15 +29,17 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
     its last finished epoch as if it had never stopped.
 
     Keras backs up the weights, the optimizer and the epoch; this adds the history so far
-    (written to `history_path` an epoch at a time, so it can be watched while training runs),
-    the seconds spent, and the state of the random generators of dropout layers, which Keras's
-    weights leave out. The backup folder is kept until `pipeline` has saved the model.
+    (written to `history_path` an epoch at a time, so it can be watched while training runs)
+    and the seconds spent. The random generators the weights leave out (dropout's, in-graph
+    augmentation's) restart each epoch from a state that is a function of (`seed`, epoch), so a
+    kill at any instant, even between two of the backup's files, loses none of their state.
+    The backup folder is kept until `pipeline` has saved the model.
     """
 
-    def __init__(self, backup_dir: Path, history_path: Path):
+    def __init__(self, backup_dir: Path, history_path: Path, seed: int = 0):
         super().__init__(str(backup_dir), delete_checkpoint=False)
         self.progress_path = Path(backup_dir) / "progress.json"
-        self.history_path = Path(history_path)
+        self.history_path, self.seed = Path(history_path), seed
         self.history: dict[str, list[float]] = {}
         self.seconds_before, self.started = self.seconds_spent(backup_dir), time.monotonic()
 
@@ -51,12 +54,15 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         try:
-            saved = json.loads(self.progress_path.read_text())
             self.history = files.read_history(self.history_path)
-        except (FileNotFoundError, ValueError, KeyError, TypeError, RunDirError):
-            return
-        for variable, value in zip(_seed_states(self.model), saved["seed_states"], strict=True):
-            variable.assign(value)
+        except RunDirError:
+            return  # a new training, or a kill before its first epoch ended
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        for index, variable in enumerate(_seed_states(self.model)):
+            start = zlib.crc32(f"{self.seed}/{epoch}/{index}".encode())
+            variable.assign(np.array([start, 0], dtype=variable.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
         # By index: a row written before a kill that Keras's backup missed is trained again.
@@ -65,11 +71,7 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         files.write_history(self.history_path, self.history)
         super().on_epoch_end(epoch, logs)
         seconds = self.seconds_before + time.monotonic() - self.started
-        files.write_json(self.progress_path, {
-            "epochs": epoch + 1, "seconds": round(seconds, 1),
-            # variable.numpy(), not np.array(variable): Keras's variables lack NumPy 2's
-            # __array__(copy=...).
-            "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)]})
+        files.write_json(self.progress_path, {"epochs": epoch + 1, "seconds": round(seconds, 1)})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -148,7 +150,7 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
     model = hypermodel.build(hyperparameters)
     callbacks, fit_options, resumable = [], {}, None
     if backup_dir is not None:
-        resumable = ResumableTraining(backup_dir, history_path)
+        resumable = ResumableTraining(backup_dir, history_path, seed=config.seed)
         callbacks.append(resumable)
         stopped = ResumableEarlyStopping.stopped_weights(backup_dir)
         if stopped is not None:  # killed after it stopped early, before the model was saved
