@@ -188,3 +188,21 @@ def test_a_resumed_final_training_of_the_mlp_and_cnn_spaces_repeats_an_uninterru
     assert histories[0] == histories[1]
     for whole, resumed in zip(*weights, strict=True):
         np.testing.assert_array_equal(whole, resumed)
+
+
+def test_a_kill_during_keras_backup_resumes_from_the_backup_before_it(tmp_path):
+    # Killed while Keras rewrote its files for epoch 3: they may be half written, or hold
+    # epoch 3's weights beside epoch 2's count. The copy set aside before it is resumed from.
+    straight = _fit(_model(), tmp_path / "straight", epochs=3)
+    stopped = tmp_path / "stopped"
+    _fit(_model(), stopped, epochs=3)
+    progress = json.loads((stopped / "progress.json").read_text())
+    (stopped / "progress.json").write_text(json.dumps({**progress, "epochs": 2,
+                                                       "backing_up": True}))
+    for backed_up in (stopped / "keras").iterdir():
+        backed_up.write_bytes(b"half written")
+    resumed = _fit(_model(), stopped, epochs=3)
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert files.read_history(stopped / "history.csv") == \
+        files.read_history(tmp_path / "straight" / "history.csv")

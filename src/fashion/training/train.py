@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -26,18 +27,23 @@ LOGS = "logs"
 
 class ResumableTraining(keras.callbacks.BackupAndRestore):
     """Keras's `BackupAndRestore`, plus what it leaves out, so a killed training continues from
-    its last finished epoch as if it had never stopped.
+    its last finished epoch as if it had never stopped, whatever the instant of the kill.
 
-    Keras backs up the weights, the optimizer and the epoch; this adds the history so far
-    (written to `history_path` an epoch at a time, so it can be watched while training runs)
-    and the seconds spent. The random generators the weights leave out (dropout's, in-graph
-    augmentation's) restart each epoch from a state that is a function of (`seed`, epoch), so a
-    kill at any instant, even between two of the backup's files, loses none of their state.
-    The backup folder is kept until `pipeline` has saved the model.
+    Keras backs up the weights, the optimizer and the epoch in two files written one after the
+    other, so a kill between them would resume an epoch's weights as if that epoch were still to
+    train. Here Keras's folder is copied aside before each of its backups and `progress.json`
+    says when one is under way: a training killed during a backup resumes from the copy. This
+    adds the history so far (written to `history_path` an epoch at a time, so it can be watched
+    while training runs) and the seconds spent. The random generators the weights leave out
+    (dropout's, in-graph augmentation's) restart each epoch from a state that is a function of
+    (`seed`, epoch), so none of their state can be lost. The backup folder is kept until
+    `pipeline` has saved the model.
     """
 
     def __init__(self, backup_dir: Path, history_path: Path, seed: int = 0):
-        super().__init__(str(backup_dir), delete_checkpoint=False)
+        self.keras_backup = Path(backup_dir) / "keras"
+        self.previous_backup = Path(backup_dir) / "keras-previous"
+        super().__init__(str(self.keras_backup), delete_checkpoint=False)
         self.progress_path = Path(backup_dir) / "progress.json"
         self.history_path, self.seed = Path(history_path), seed
         self.history: dict[str, list[float]] = {}
@@ -52,6 +58,15 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
             return 0.0
 
     def on_train_begin(self, logs=None):
+        try:
+            progress = json.loads(self.progress_path.read_text())
+        except (FileNotFoundError, ValueError):
+            progress = {}
+        if progress.get("backing_up"):  # killed during Keras's backup: take the copy before it
+            shutil.rmtree(self.keras_backup, ignore_errors=True)
+            if self.previous_backup.is_dir():
+                shutil.copytree(self.previous_backup, self.keras_backup)
+            files.write_json(self.progress_path, {**progress, "backing_up": False})
         super().on_train_begin(logs)
         try:
             self.history = files.read_history(self.history_path)
@@ -69,9 +84,20 @@ class ResumableTraining(keras.callbacks.BackupAndRestore):
         for name, value in (logs or {}).items():
             self.history[name] = [*self.history.get(name, [])[:epoch], float(value)]
         files.write_history(self.history_path, self.history)
+        if self.keras_backup.is_dir():  # the last whole backup, set aside whole or not at all
+            staging = self.previous_backup.with_name("keras-previous.staging")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(self.keras_backup, staging)
+            shutil.rmtree(self.previous_backup, ignore_errors=True)
+            os.replace(staging, self.previous_backup)
+        self._write_progress(epochs=epoch, backing_up=True)
         super().on_epoch_end(epoch, logs)
+        self._write_progress(epochs=epoch + 1, backing_up=False)
+
+    def _write_progress(self, epochs: int, backing_up: bool) -> None:
         seconds = self.seconds_before + time.monotonic() - self.started
-        files.write_json(self.progress_path, {"epochs": epoch + 1, "seconds": round(seconds, 1)})
+        files.write_json(self.progress_path, {"epochs": epochs, "seconds": round(seconds, 1),
+                                              "backing_up": backing_up})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
