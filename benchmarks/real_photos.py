@@ -116,7 +116,7 @@ def dataset_like(count: int, predictor) -> str:
         paths = [Path(folder) / f"{i:04d}.jpg" for i in range(count)]
         for image, path in zip(x_test, paths, strict=True):
             photo_like(image, rng).save(path, quality=90)
-        _, images = load_inputs(paths)
+        _, images = load_inputs(paths, input_shape=predictor.input_shape())
     as_photos = predictor.probabilities(images).argmax(axis=1)
     return (f"{count} test images: as arrays {(as_arrays == y_test).mean():.1%} right; as "
             f"photo-like JPEGs {(as_photos == y_test).mean():.1%} right, "
@@ -128,7 +128,7 @@ def latency_ms(path: Path, predictor, calls: int) -> list[float]:
     times = []
     for _ in range(calls + 3):  # the first calls warm caches up
         start = time.perf_counter()
-        _, image = load_inputs([path])
+        _, image = load_inputs([path], input_shape=predictor.input_shape())
         predictor.answers(image)
         times.append((time.perf_counter() - start) * 1e3)
     return times[3:]
@@ -154,8 +154,9 @@ def main() -> None:
             raise SystemExit(f"fashion.inference.garment has no constant {name}")
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
-    _, images = load_inputs(files)
     predictor = load_predictor(args.model)
+    shape = predictor.input_shape()  # a photo model reads whole frames, in colour
+    _, images = load_inputs(files, input_shape=shape)
     probabilities, not_sure = predictor.answers(images)
     print(format_scores(score(probabilities, labels), labels))
     raw = predictor.probabilities(images)
@@ -166,7 +167,7 @@ def main() -> None:
     print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
           f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
     with tempfile.TemporaryDirectory() as folder:
-        names, images = load_inputs(write_not_clothing(Path(folder)))
+        names, images = load_inputs(write_not_clothing(Path(folder)), input_shape=shape)
         probabilities, not_sure = predictor.answers(images)
     print("\nNot clothing: " + ", ".join(
         f"{Path(name).stem} {'not sure' if flag else 'sure'} ({CLASS_NAMES[p.argmax()]} "
