@@ -23,7 +23,7 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(VENV)/bin/pytest -n auto --dist worksteal $(ARGS)
 
 # The fast tier, for every edit: lint, the import contract and the unit tests (no training run,
