@@ -176,11 +176,12 @@ def _uninterrupted(tiny_run):
             files.read_history(tiny_run / "history.csv"))
 
 
-# Each phase: the line of output to kill at and, if given, what must be true by then. Training
-# prints a line an epoch, so the first line after an epoch's backup comes within the training.
+# Each phase: the line of output to kill at and, if given, what must be true by then. Keras
+# prints "Epoch 2/3" as epoch 2 begins, after epoch 1's backup is written: the kill lands in
+# the second epoch's training.
 KILL_POINTS = {
     "search": lambda out: (r"\[fashion\] trial 1/3 done", None),
-    "final training": lambda out: (r"", (out / rundir.TRAINING_BACKUP / "progress.json").exists),
+    "final training": lambda out: (r"^Epoch 2/", None),
     "evaluation": lambda out: (r"\[fashion\] evaluating", None),
     "report": lambda out: (r"\[fashion\] writing the report", None),
 }
