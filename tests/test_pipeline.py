@@ -189,7 +189,7 @@ KILL_POINTS = {
 
 @pytest.mark.integration
 # A known bug, not yet found: a run killed in its final training while another test loads
-# the 2 cores resumes its next epoch on other batches (seen in 3 of 5 fresh-clone CI runs; alone
+# the 2 cores resumes its next epoch on other batches (seen in 4 of 6 fresh-clone CI runs; alone
 # it passed every time): this parametrisation may fail until it is fixed.
 @pytest.mark.parametrize("phase", [
     pytest.param(phase, marks=pytest.mark.xfail(
