@@ -21,8 +21,13 @@ import numpy as np
 
 from fashion.inference import garment
 from fashion.inference.calibrate import expected_calibration_error
-from fashion.inference.predict import collect_inputs, load_inputs, load_predictor
-from fashion.storage.classes import CLASS_NAMES
+from fashion.inference.predict import (
+    RoutedPredictor,
+    collect_inputs,
+    load_inputs,
+    load_predictor,
+)
+from fashion.storage.classes import CLASS_NAMES, PHOTO_SHAPE
 
 
 def labelled_files(folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -116,7 +121,7 @@ def dataset_like(count: int, predictor) -> str:
         paths = [Path(folder) / f"{i:04d}.jpg" for i in range(count)]
         for image, path in zip(x_test, paths, strict=True):
             photo_like(image, rng).save(path, quality=90)
-        _, images = load_inputs(paths, input_shape=predictor.input_shape())
+        _, images = load_inputs(paths, predictor=predictor)
     as_photos = predictor.probabilities(images).argmax(axis=1)
     return (f"{count} test images: as arrays {(as_arrays == y_test).mean():.1%} right; as "
             f"photo-like JPEGs {(as_photos == y_test).mean():.1%} right, "
@@ -128,7 +133,7 @@ def latency_ms(path: Path, predictor, calls: int) -> list[float]:
     times = []
     for _ in range(calls + 3):  # the first calls warm caches up
         start = time.perf_counter()
-        _, image = load_inputs([path], input_shape=predictor.input_shape())
+        _, image = load_inputs([path], predictor=predictor)
         predictor.answers(image)
         times.append((time.perf_counter() - start) * 1e3)
     return times[3:]
@@ -137,7 +142,9 @@ def latency_ms(path: Path, predictor, calls: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="photos in <class_id>/<file> folders")
-    parser.add_argument("--model", type=Path, help="default: the shipped model")
+    parser.add_argument("--model", type=Path, help="default: the shipped model (or pair)")
+    parser.add_argument("--photo-model", type=Path, help="route phone photos to this photo "
+                        "model and the rest to --model, as the shipped pair does")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of fashion.inference.garment to measure a "
                         "step, e.g. "
@@ -155,19 +162,23 @@ def main() -> None:
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
     predictor = load_predictor(args.model)
-    shape = predictor.input_shape()  # a photo model reads whole frames, in colour
-    _, images = load_inputs(files, input_shape=shape)
+    if args.photo_model:
+        predictor = RoutedPredictor(predictor, load_predictor(args.photo_model))
+    _, images = load_inputs(files, predictor=predictor)  # as `fashion predict` reads them
     probabilities, not_sure = predictor.answers(images)
     print(format_scores(score(probabilities, labels), labels))
     raw = predictor.probabilities(images)
     before, after = (expected_calibration_error(p, labels) for p in (raw, probabilities))
     print(f"\nExpected calibration error on these photos: {before:.3f} as the model says, "
-          f"{after:.3f} calibrated (temperature {predictor.calibration.temperature:.3f}).")
+          f"{after:.3f} calibrated.")
+    whole = sum(np.shape(image)[-3:] == PHOTO_SHAPE for image in images)
+    print(f"Read as phone photos (whole frames, for a photo model): {whole} of {len(labels)}; "
+          "the others through the dataset's preprocessing.")
     answered = score(probabilities[~not_sure], labels[~not_sure])
     print(f"\n\"Not sure\": {not_sure.sum()} of {len(labels)} photos; top-1 of the others "
           f"{answered['top1'].mean():.1%} ({answered['top1'].sum()}/{(~not_sure).sum()}).")
     with tempfile.TemporaryDirectory() as folder:
-        names, images = load_inputs(write_not_clothing(Path(folder)), input_shape=shape)
+        names, images = load_inputs(write_not_clothing(Path(folder)), predictor=predictor)
         probabilities, not_sure = predictor.answers(images)
     print("\nNot clothing: " + ", ".join(
         f"{Path(name).stem} {'not sure' if flag else 'sure'} ({CLASS_NAMES[p.argmax()]} "

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_PHOTOS, labelled_photos
+from conftest import FIXTURE_PHOTOS, labelled_photos, photo_like
 from fastapi.testclient import TestClient
 from PIL import Image
 from test_pipeline import _kill_when
@@ -18,9 +18,10 @@ from test_pipeline import _kill_when
 import fashion
 from fashion.cli import main
 from fashion.errors import ConfigError, PhotoFolderError
+from fashion.inference.calibrate import Calibration
 from fashion.inference.model_files import load_model
 from fashion.inference.photos import photos_from_dataset, read_photo
-from fashion.inference.predict import Predictor
+from fashion.inference.predict import Predictor, RoutedPredictor, load_inputs, load_predictor
 from fashion.runs import rundir
 from fashion.storage import files
 from fashion.storage.classes import CLASS_NAMES, PHOTO_SHAPE
@@ -185,3 +186,68 @@ def test_the_adapted_model_exports_to_onnx_with_its_own_outputs(adapted, tmp_pat
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     [outputs] = session.run(None, {session.get_inputs()[0].name: photos})
     np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=0)
+
+
+def test_adapt_calibrates_the_model_on_its_held_out_photos(adapted, tmp_path, capsys):
+    saved = json.loads((adapted / "model.calibration.json").read_text())
+    assert saved["images"] == 5 and 0.0 <= saved["threshold"] <= 1.0
+    assert load_predictor(adapted / "model.keras").calibration.temperature \
+        == pytest.approx(saved["temperature"])
+    # `fashion calibrate` fits a photo model on the same held-out photos, to the same figures.
+    (adapted / "model.calibration.json").unlink()
+    assert main(["calibrate", str(adapted / "model.keras")]) == 0
+    assert "the run's held-out photos (5)" in capsys.readouterr().out
+    again = json.loads((adapted / "model.calibration.json").read_text())
+    assert again["temperature"] == pytest.approx(saved["temperature"])
+    # Outside its run directory a photo model has no held-out photos to be fitted on.
+    (tmp_path / "model.keras").write_bytes((adapted / "model.keras").read_bytes())
+    assert main(["calibrate", str(tmp_path / "model.keras")]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not in a `fashion adapt` run directory" in err
+    assert not (tmp_path / "model.calibration.json").exists()
+
+
+def _routed(adapted, tiny_model_path, photo_threshold=0.0):
+    return RoutedPredictor(Predictor(load_model(tiny_model_path)),
+                           Predictor(load_model(adapted / "model.keras"),
+                                     calibration=Calibration(threshold=photo_threshold)))
+
+
+def test_a_routed_predictor_sends_phone_photos_to_the_photo_model_and_the_rest_to_the_other(
+        adapted, tiny_model_path, tmp_path):
+    phone = next(FIXTURE_PHOTOS.glob("1/*.jpg"))
+    dataset = np.zeros((28, 28), np.uint8)
+    dataset[6:22, 9:19] = 200  # a trouser-like block
+    photo_like(dataset, np.random.default_rng(0)).save(tmp_path / "shot.jpg")
+    Image.fromarray(dataset).save(tmp_path / "small.png")
+    np.save(tmp_path / "images.npy", np.stack([dataset, dataset]))
+    routed = _routed(adapted, tiny_model_path, photo_threshold=1.0)
+    names, images = load_inputs([phone, tmp_path / "shot.jpg", tmp_path / "small.png",
+                                 tmp_path / "images.npy"], predictor=routed)
+    assert [np.shape(image) for image in images] == [PHOTO_SHAPE] + [(28, 28)] * 4
+    probabilities, not_sure = routed.answers(images)
+    # Each row is the answer of the model it was routed to, on the image as that model reads it.
+    np.testing.assert_allclose(probabilities[0], routed.photos.probabilities(
+        read_photo(phone)[None])[0], atol=1e-6)
+    np.testing.assert_allclose(probabilities[1:], routed.dataset.probabilities(
+        np.stack(images[1:])), atol=1e-6)
+    # And is judged by that model's calibration: the photo model's threshold of 1 withholds it.
+    assert not_sure.tolist() == [True, False, False, False, False]
+
+
+def test_the_default_predictor_and_service_route_when_a_photo_model_is_shipped(
+        adapted, monkeypatch):
+    from fashion.inference import predict
+    from fashion.service.serve import create_app
+
+    monkeypatch.setattr(predict, "photo_model_path", lambda: adapted / "model.keras")
+    assert isinstance(load_predictor(), RoutedPredictor)
+    photo = next(FIXTURE_PHOTOS.glob("3/*.jpg"))
+    with TestClient(create_app()) as client:
+        answer = client.post("/predict", files={"file": (photo.name, photo.read_bytes(),
+                                                         "image/jpeg")})
+        assert answer.status_code == 200, answer.text
+        seen = base64.b64decode(answer.json()[0]["input"].split(",", 1)[1])
+        assert Image.open(io.BytesIO(seen)).size == (64, 64)  # the photo model's input
+        batch = client.post("/predict", json={"images": [[[0.0] * 28] * 28] * 2})
+        assert batch.status_code == 200 and [r["not_sure"] for r in batch.json()] == [True] * 2

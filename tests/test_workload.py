@@ -62,7 +62,7 @@ def test_concurrent_requests_are_scored_in_one_pass():
             self.calls.append(len(images))
             self.running.set()
             assert self.release.wait(30), "the test never let the pass finish"
-            return np.repeat(images.reshape(len(images), -1)[:, :1], 10, axis=1)
+            return np.repeat(np.stack(images).reshape(len(images), -1)[:, :1], 10, axis=1)
 
     model = Held()
 

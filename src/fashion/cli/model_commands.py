@@ -38,7 +38,8 @@ def add_commands(commands) -> None:
     calibrate = commands.add_parser("calibrate", help="fit temperature scaling and the \"not "
                                     "sure\" threshold on the validation split")
     calibrate.add_argument("model", type=Path, metavar="MODEL", help="a .keras model; writes "
-                           "MODEL's name + .calibration.json beside it")
+                           "MODEL's name + .calibration.json beside it (a photo model: fitted "
+                           "on the photos its `fashion adapt` run held out)")
     add_data_options(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -116,20 +117,27 @@ def cmd_calibrate(args) -> int:
     from fashion.inference.calibrate import calibrate, write_calibration
     from fashion.inference.model_files import load_model
     from fashion.inference.predict import Predictor
+    from fashion.storage.classes import PHOTO_SHAPE
     from fashion.storage.dataset import load_splits
     from fashion.training.config import config_from_preset
 
     predictor = Predictor(load_model(args.model))  # uncalibrated: what is being calibrated
-    splits = load_splits(config_from_preset(split=args.split, seed=args.seed, limit=args.limit,
-                                            data_dir=args.data_dir))
-    calibration, record = calibrate(predictor.probabilities(splits.x_val), splits.y_val)
-    path = write_calibration(args.model, calibration, record)
+    if predictor.input_shape() == PHOTO_SHAPE:
+        from fashion.workflow.adapt import calibrate_photo_model
+
+        calibration, record, path = calibrate_photo_model(args.model, predictor.model)
+        what = f"the run's held-out photos ({record['images']:,})"
+    else:
+        splits = load_splits(config_from_preset(split=args.split, seed=args.seed,
+                                                limit=args.limit, data_dir=args.data_dir))
+        calibration, record = calibrate(predictor.probabilities(splits.x_val), splits.y_val)
+        path = write_calibration(args.model, calibration, record)
+        what = f"validation ({splits.name} split, {record['images']:,} images)"
     answered = record["accuracy_answered"]
-    print(f"validation ({splits.name} split, {record['images']:,} images): temperature "
-          f"{calibration.temperature:.3f}, expected calibration error {record['ece_before']:.4f}"
-          f" -> {record['ece_after']:.4f}; \"not sure\" below {calibration.threshold:.3f} "
-          f"({record['not_sure_share']:.1%} of validation images, accuracy of the rest "
-          f"{'-' if answered is None else f'{answered:.4f}'}) -> {path}")
+    print(f"{what}: temperature {calibration.temperature:.3f}, expected calibration error "
+          f"{record['ece_before']:.4f} -> {record['ece_after']:.4f}; \"not sure\" below "
+          f"{calibration.threshold:.3f} ({record['not_sure_share']:.1%} of them, accuracy of "
+          f"the rest {'-' if answered is None else f'{answered:.4f}'}) -> {path}")
     return 0
 
 
@@ -189,11 +197,11 @@ def cmd_predict(args) -> int:
         raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
     if args.show and args.show.exists() and not args.show.is_dir():
         raise ConfigError(f"--show {args.show} is a file; name a folder for the 28x28 images")
-    # The model first: its input shape says how to read the inputs (a photo model's photos).
-    # Every input is read and checked before any is scored.
+    # The model first: it says how to read the inputs (a photo model's photos, the shipped
+    # pair's routes). Every input is read and checked before any is scored.
     predictor = load_predictor(args.model)
     names, images = load_inputs(args.paths, args.invert, track=_progress_bar("reading", args),
-                                input_shape=predictor.input_shape())
+                                predictor=predictor)
     probabilities, not_sure = predictor.answers(images, args.threshold)
     results = predictions(names, probabilities, args.top, not_sure)
     if args.show:

@@ -41,9 +41,13 @@ class Calibration:
         """Return the probabilities (n, 10) rescaled by the temperature (same order)."""
         return _scale(np.asarray(probabilities, np.float64), self.temperature).astype(np.float32)
 
-    def not_sure(self, calibrated: np.ndarray, images: np.ndarray) -> np.ndarray:
-        """Flag answers below the threshold, and images with nothing drawn (no garment found)."""
-        blank = np.asarray(images).reshape(len(images), -1).max(axis=1) == 0
+    def not_sure(self, calibrated: np.ndarray, images) -> np.ndarray:
+        """Flag answers below the threshold, and images with nothing drawn (no garment found);
+        `images` an array, or a list of images (of any shapes)."""
+        if isinstance(images, np.ndarray):
+            blank = images.reshape(len(images), -1).max(axis=1, initial=0) == 0
+        else:
+            blank = np.array([not np.any(image) for image in images], bool)
         return (calibrated.max(axis=1) < self.threshold) | blank
 
 

@@ -239,13 +239,23 @@ def _trim(pixels: np.ndarray, background: float) -> np.ndarray:
     return pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
-def read_image_file(path: Path, invert: str = "auto") -> np.ndarray:
-    """Read and preprocess one image file into a float32 (28, 28) array."""
+def read_image(path: str | Path) -> Image.Image:
+    """Read and decode one image file (`open_image`), refusing an oversize file unread.
+
+    Raises:
+        InputError: the file is too large, not an image, or damaged (named).
+    """
+    path = Path(path)
     size = path.stat().st_size
     if size > MAX_BYTES:  # checked before reading, so a huge file costs nothing
         raise InputTooLargeError(f"{path} has {size:,} bytes, over the limit of {MAX_BYTES:,}; "
                                  "scale the image down")
-    return to_fashion_mnist(open_image(path.read_bytes(), str(path)), invert)
+    return open_image(path.read_bytes(), str(path))
+
+
+def read_image_file(path: Path, invert: str = "auto") -> np.ndarray:
+    """Read and preprocess one image file into a float32 (28, 28) array."""
+    return to_fashion_mnist(read_image(path), invert)
 
 
 def read_array_file(path: Path) -> tuple[list[str], np.ndarray]:

@@ -19,6 +19,12 @@ def default_model_path() -> Path:
     return Path(str(resources.files("fashion") / "models" / "default.keras"))
 
 
+def photo_model_path() -> Path:
+    """Return where the photo model shipped beside the default lives (`fashion adapt`'s), which
+    the default predictor routes phone photos to."""
+    return default_model_path().with_name("photo.keras")
+
+
 def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
     """Return the model file named, or the shipped one; refuse a missing file."""
     path = Path(path) if path else default_model_path()

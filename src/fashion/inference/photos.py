@@ -8,9 +8,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashion.errors import InputTooLargeError
-from fashion.inference.images import MAX_BYTES, open_image
+from fashion.inference.garment import has_plain_background, work_copy
+from fashion.inference.images import SIZE, TRIM_TOLERANCE, read_image
 from fashion.storage.classes import PHOTO_SHAPE, PHOTO_SIZE
+
+
+def is_phone_photo(image: Image.Image) -> bool:
+    """Say whether a decoded image is a photo of a garment somewhere (a bed, a floor), which a
+    photo model reads best, rather than a 28x28 dataset image, a cut-out or a product shot on a
+    plain background, which the dataset's own preprocessing reads as its authors did."""
+    if image.size == (SIZE, SIZE) or image.mode[0] in "IF" or image.has_transparency_data:
+        return False
+    gray = np.asarray(Image.fromarray(work_copy(image)).convert("L"))
+    return not has_plain_background(gray, TRIM_TOLERANCE)
 
 
 def to_photo(image: Image.Image) -> np.ndarray:
@@ -30,28 +40,13 @@ def to_photo(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / np.float32(255.0)
 
 
-def open_photo(data: bytes, name: str) -> np.ndarray:
-    """Decode image bytes safely (`images.open_image`: a JPEG decoded at the smallest draft
-    scale at least twice PHOTO_SIZE, EXIF orientation applied) into a (S, S, 3) photo.
-
-    Raises:
-        InputError: a subclass naming what is wrong with `name` and how to fix it.
-    """
-    return to_photo(open_image(data, name))
-
-
 def read_photo(path: str | Path) -> np.ndarray:
     """Read one image file as a float32 (S, S, 3) RGB photo in [0, 1].
 
     Raises:
         InputError: the file is too large, not an image, or damaged (named).
     """
-    path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_BYTES:  # checked before reading, so a huge file costs nothing
-        raise InputTooLargeError(f"{path} has {size:,} bytes, over the limit of {MAX_BYTES:,}; "
-                                 "scale the image down")
-    return open_photo(path.read_bytes(), str(path))
+    return to_photo(read_image(path))
 
 
 def read_photos(paths) -> np.ndarray:

@@ -17,10 +17,16 @@ from fashion.inference.images import (
     FORMATS_HINT,
     SIZE,
     read_array_file,
-    read_image_file,
+    read_image,
+    to_fashion_mnist,
 )
-from fashion.inference.model_files import check_shapes, load_model, resolve_model_path
-from fashion.inference.photos import photos_from_dataset, read_photo
+from fashion.inference.model_files import (
+    check_shapes,
+    load_model,
+    photo_model_path,
+    resolve_model_path,
+)
+from fashion.inference.photos import is_phone_photo, photos_from_dataset, to_photo
 from fashion.storage.classes import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES, PHOTO_SHAPE
 from fashion.storage.photo_folder import IMAGE_SUFFIXES
 
@@ -61,25 +67,32 @@ class Predictor:
                                           else _traced_forward(model))
         return self._shape
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Return softmax outputs (n, 10) of float32 images in [0, 1]: (n, 28, 28[, 1]), or
-        (n, S, S, 3) photos for a photo model."""
-        shape = self.input_shape()
-        images = np.asarray(images, dtype=np.float32)
-        if shape == PHOTO_SHAPE and images.shape[-3:] != PHOTO_SHAPE:
-            images = photos_from_dataset(images)
-        images = images.reshape(-1, *shape)
+    def prepare(self, image: Image.Image, invert: str = "auto") -> np.ndarray:
+        """Make a decoded image (`images.decode_image`) what the model takes: the dataset's
+        28x28 (`images.to_fashion_mnist`), or a photo model's whole frame in colour
+        (`photos.to_photo`; `invert` does not apply)."""
+        if self.input_shape() == PHOTO_SHAPE:
+            return to_photo(image)
+        return to_fashion_mnist(image, invert)
+
+    def prepare_arrays(self, images: np.ndarray) -> np.ndarray:
+        """Make dataset images (n, 28, 28) in [0, 1] what the model takes."""
+        return photos_from_dataset(images) if self.input_shape() == PHOTO_SHAPE else images
+
+    def probabilities(self, images) -> np.ndarray:
+        """Return softmax outputs (n, 10) of float32 images in [0, 1]: an array (n, 28, 28[, 1])
+        or, for a photo model, (n, S, S, 3) photos; or a list of single images (`prepare`)."""
+        images = _as_batch(images, self.input_shape())
         chunks = [self._forward(images[i:i + self.batch_size])
                   for i in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
-    def answers(self, images: np.ndarray, threshold: float | None = None):
+    def answers(self, images, threshold: float | None = None):
         """Return calibrated probabilities (n, 10) and a "not sure" flag per image; `threshold`
         overrides the calibration's."""
         return self.calibrate(self.probabilities(images), images, threshold)
 
-    def calibrate(self, probabilities: np.ndarray, images: np.ndarray,
-                  threshold: float | None = None):
+    def calibrate(self, probabilities: np.ndarray, images, threshold: float | None = None):
         """`answers` for probabilities already computed (the service batches requests)."""
         calibration = self.calibration
         if threshold is not None:
@@ -88,12 +101,95 @@ class Predictor:
         return calibrated, calibration.not_sure(calibrated, images)
 
 
-def load_predictor(path: str | os.PathLike | None = None) -> Predictor:
-    """Load a `.keras` model (default: the shipped one) or an exported `.onnx` model, with the
-    calibration saved beside it, if any."""
+class RoutedPredictor:
+    """Two models behind one predictor, each input scored by the network made for it.
+
+    Phone photos (`photos.is_phone_photo`: a garment on a bed, a floor) go to a photo model as
+    whole frames in colour, without the garment search; 28x28 images, arrays and product shots
+    on a plain background go to a Fashion-MNIST model through the dataset's preprocessing. Each
+    model's answers are calibrated by its own calibration. The shipped models are such a pair.
+    """
+
+    def __init__(self, dataset: Predictor, photos: Predictor):
+        if photos.input_shape() != PHOTO_SHAPE or dataset.input_shape() != INPUT_SHAPE:
+            raise ModelError("a routed predictor takes a 28x28 model and a photo model, in "
+                             "that order")
+        self.dataset, self.photos = dataset, photos
+
+    def warm_up(self) -> RoutedPredictor:
+        self.dataset.warm_up()
+        self.photos.warm_up()
+        return self
+
+    def prepare(self, image: Image.Image, invert: str = "auto") -> np.ndarray:
+        """A (S, S, 3) photo for the photo model, or a (28, 28) image for the other."""
+        if is_phone_photo(image):
+            return self.photos.prepare(image)
+        return self.dataset.prepare(image, invert)
+
+    def prepare_arrays(self, images: np.ndarray) -> np.ndarray:
+        return images  # dataset images: the Fashion-MNIST model's
+
+    def probabilities(self, images) -> np.ndarray:
+        """As `Predictor.probabilities`; photos (S, S, 3) and 28x28 images may be mixed."""
+        return self._each_model(images, lambda predictor, part: predictor.probabilities(part))
+
+    def answers(self, images, threshold: float | None = None):
+        return self.calibrate(self.probabilities(images), images, threshold)
+
+    def calibrate(self, probabilities: np.ndarray, images, threshold: float | None = None):
+        calibrated = np.zeros_like(probabilities, np.float32)
+        not_sure = np.zeros(len(probabilities), bool)
+        for predictor, rows in self._routes(images):
+            if len(rows):
+                calibrated[rows], not_sure[rows] = predictor.calibrate(
+                    probabilities[rows], [images[i] for i in rows], threshold)
+        return calibrated, not_sure
+
+    def _routes(self, images) -> list[tuple[Predictor, np.ndarray]]:
+        """Each model with the rows of `images` it scores (photos by their shape)."""
+        photo = np.array([np.shape(image)[-3:] == PHOTO_SHAPE for image in images], bool)
+        return [(self.photos, np.flatnonzero(photo)), (self.dataset, np.flatnonzero(~photo))]
+
+    def _each_model(self, images, score) -> np.ndarray:
+        results = np.zeros((len(images), NUM_CLASSES), np.float32)
+        for predictor, rows in self._routes(images):
+            if len(rows):
+                results[rows] = score(predictor, [images[i] for i in rows])
+        return results
+
+
+def _as_batch(images, shape: tuple[int, int, int]) -> np.ndarray:
+    """Images as one float32 array of `shape` images; a photo model's dataset images made
+    photos."""
+    if not isinstance(images, np.ndarray):
+        images = list(images)
+        if not images:
+            return np.zeros((0, *shape), np.float32)
+        if len({np.shape(image) for image in images}) > 1:  # photos and dataset images
+            return np.concatenate([_as_batch(np.asarray(image)[None], shape) for image in images])
+        images = np.stack(images)
+    images = np.asarray(images, dtype=np.float32)
+    if shape == PHOTO_SHAPE and images.shape[-3:] != PHOTO_SHAPE:
+        images = photos_from_dataset(images)
+    return images.reshape(-1, *shape)
+
+
+def load_predictor(path: str | os.PathLike | None = None,
+                   batch_size: int = BATCH_SIZE) -> Predictor | RoutedPredictor:
+    """Load a `.keras` model or an exported `.onnx` model, with the calibration saved beside
+    it, if any; by default the shipped pair (`RoutedPredictor`: the Fashion-MNIST model and, if
+    shipped, the photo model)."""
+    if path is None and photo_model_path().is_file():
+        return RoutedPredictor(_predictor(None, batch_size),
+                               _predictor(photo_model_path(), batch_size)).warm_up()
+    return _predictor(path, batch_size).warm_up()
+
+
+def _predictor(path, batch_size: int) -> Predictor:
     path = resolve_model_path(path)
-    return Predictor(path if path.suffix == ".onnx" else load_model(path),
-                     calibration=load_calibration(path)).warm_up()
+    return Predictor(path if path.suffix == ".onnx" else load_model(path), batch_size,
+                     calibration=load_calibration(path))
 
 
 def _traced_forward(model):
@@ -146,27 +242,28 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
 
 
 def load_inputs(paths: list[Path], invert: str = "auto", track=lambda files: files,
-                input_shape: tuple[int, int, int] = INPUT_SHAPE) -> tuple[list[str], np.ndarray]:
+                predictor: Predictor | RoutedPredictor | None = None):
     """Read and preprocess every input before any is scored, so a bad file stops the run early.
 
     `track` wraps the list of files as it is read, e.g. in a progress bar. Returns a name per
-    image (`file.npy[i]` for images inside an array of several) and float32 images: (n, 28, 28)
-    as the dataset's preprocessing makes them, or, for `input_shape` `PHOTO_SHAPE` (a photo
-    model), (n, S, S, 3) photos, whole frames without a garment search (`photos.read_photo`;
-    `invert` does not apply) and a .npy's 28x28 images made photos.
+    image (`file.npy[i]` for images inside an array of several) and the images as `predictor`
+    takes them (`prepare`; default: the dataset's 28x28): one float32 array, or a list when a
+    `RoutedPredictor` has both photos and 28x28 images among them.
     """
-    photos = tuple(input_shape) == PHOTO_SHAPE
+    prepare = predictor.prepare if predictor else to_fashion_mnist
+    prepare_arrays = predictor.prepare_arrays if predictor else (lambda images: images)
     names, images = [], []
     for path in track(collect_inputs(paths)):
         if path.suffix.lower() == ARRAY_SUFFIX:
             array_names, array = read_array_file(path)
             names += array_names
-            images.append(photos_from_dataset(array) if photos else array)
+            images.extend(prepare_arrays(array))
         else:
             names.append(str(path))
-            images.append((read_photo(path) if photos else read_image_file(path, invert))
-                          [np.newaxis])
-    return names, np.concatenate(images)
+            images.append(prepare(read_image(path), invert))
+    if len({image.shape for image in images}) > 1:
+        return names, images
+    return names, np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.float32)
 
 
 def input_png(image: np.ndarray) -> bytes:
@@ -182,8 +279,8 @@ def write_inputs(folder: Path, names: list[str], images: np.ndarray) -> list[Pat
     photo model's); return the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    size = "x".join(map(str, images.shape[1:3]))
     for i, (name, image) in enumerate(zip(names, images, strict=True)):
+        size = "x".join(map(str, image.shape[:2]))
         stem = Path(name.replace("[", "_").replace("]", "")).name
         path = folder / f"{stem}.{size}.png"
         if path in paths:  # the same file name in two folders

@@ -21,6 +21,7 @@ from fashion.tuning.trial_records import load_trials
 CONFIG = "config.json"
 BEST_HYPERPARAMETERS = "best_hyperparameters.json"
 MODEL = "model.keras"
+CALIBRATION = "model.calibration.json"  # beside MODEL, as inference.calibrate names it
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 ARTEFACTS = (CONFIG, BEST_HYPERPARAMETERS, MODEL, HISTORY, METRICS)
@@ -239,7 +240,8 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove everything a run writes, for a fresh start (--overwrite)."""
-        for name in (*ARTEFACTS, REPORT_HTML, REPORT_MD, PARTIAL_REPORT_HTML, PARTIAL_REPORT_MD):
+        for name in (*ARTEFACTS, CALIBRATION, REPORT_HTML, REPORT_MD, PARTIAL_REPORT_HTML,
+                     PARTIAL_REPORT_MD):
             (self.path / name).unlink(missing_ok=True)
         for folder in (TUNING, FIGURES, TRAINING_BACKUP, LOGS):  # no stale report or backup
             shutil.rmtree(self.path / folder, ignore_errors=True)

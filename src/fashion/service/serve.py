@@ -26,17 +26,10 @@ from fashion.errors import (
     InputTooLargeError,
     UnsupportedInputError,
 )
-from fashion.inference.images import (
-    MAX_BYTES,
-    decode_bytes,
-    decode_image,
-    read_image_header,
-    to_fashion_mnist,
-)
-from fashion.inference.photos import to_photo
+from fashion.inference.images import MAX_BYTES, decode_bytes, decode_image, read_image_header
 from fashion.inference.predict import input_png, load_predictor, predictions
 from fashion.service.workload import PASS_SIZE, Batcher, WorkGate
-from fashion.storage.classes import CLASS_NAMES, PHOTO_SHAPE
+from fashion.storage.classes import CLASS_NAMES
 
 MAX_BATCH = 1000  # images in one JSON request; their JSON also has to fit in MAX_BYTES
 MULTIPART_FRAMING = 2**16  # room for the multipart boundaries and headers around a file
@@ -104,8 +97,7 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     """Load the model (default: the shipped one) and return the app; bad models fail here."""
     app = FastAPI(title="fashion", version=__version__,
                   description="Classify clothing images into the 10 Fashion-MNIST classes.")
-    app.state.predictor = load_predictor(model_path)
-    app.state.predictor.batch_size = PASS_SIZE
+    app.state.predictor = load_predictor(model_path, batch_size=PASS_SIZE)
     app.state.model_name = os.path.basename(str(model_path or "default.keras"))
     page = resources.files("fashion.service") / "static" / "index.html"
     app.state.page = page.read_text("utf-8")
@@ -156,8 +148,9 @@ async def predict(request: Request,
         # Only the header is read before the claim: the decoding's memory is known first.
         header = await run_in_threadpool(read_image_header, data, name)
         async with gate.claim(decode_bytes(header)):
-            photos = request.app.state.predictor.input_shape() == PHOTO_SHAPE
-            images = (await run_in_threadpool(_preprocess, header, name, invert, photos))[None]
+            image = await run_in_threadpool(_preprocess, request.app.state.predictor, header,
+                                            name, invert)
+            images = image[None]
             probabilities = await batcher.probabilities(images)
         names = [name]
     elif kind == "application/json":
@@ -239,11 +232,10 @@ async def _read_upload(request: Request) -> tuple[str, bytes]:
         await form.close()
 
 
-def _preprocess(header, name: str, invert: str, photos: bool) -> np.ndarray:
-    """A 28x28 image prepared as the dataset's, or for a photo model the whole frame as a
-    photo (`invert` does not apply)."""
-    image = decode_image(header, name)
-    return to_photo(image) if photos else to_fashion_mnist(image, invert)
+def _preprocess(predictor, header, name: str, invert: str) -> np.ndarray:
+    """The image decoded and made what the model it goes to takes (`Predictor.prepare`): a
+    28x28 image prepared as the dataset's, or a photo model's whole frame."""
+    return predictor.prepare(decode_image(header, name), invert)
 
 
 def _find_batch_images(body: bytes) -> tuple[list[int], list[int]]:

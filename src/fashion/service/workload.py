@@ -101,8 +101,10 @@ class Batcher:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
+                    # A list of single images: a routed predictor's photos and 28x28 images
+                    # may come in one pass.
                     scores = await run_in_threadpool(self.predictor.probabilities,
-                                                     np.concatenate([x for x, _ in batch]))
+                                                     [x for images, _ in batch for x in images])
                 except Exception as e:  # the model's failure is each request's 500
                     for _, future in batch:
                         if not future.done():

@@ -10,10 +10,14 @@ from pathlib import Path
 import keras_tuner
 import numpy as np
 
+from fashion.errors import RunDirError
 from fashion.evaluation.evaluate import evaluate_model
 from fashion.evaluation.report import write_report
+from fashion.inference.calibrate import calibrate, write_calibration
+from fashion.inference.model_files import load_model
 from fashion.inference.photo_splits import load_photo_splits
 from fashion.inference.photos import photos_from_dataset
+from fashion.inference.predict import Predictor
 from fashion.runs.rundir import RunDir
 from fashion.spaces.registry import hypermodel_for
 from fashion.storage.dataset import Splits, load_fashion_mnist, sample_train, scale_images
@@ -93,9 +97,37 @@ def adapt(photo_dir: str | Path, run_dir: str | Path | None = None, *, epochs: i
         }
         out.write_metrics(metrics)
     shutil.rmtree(out.training_backup, ignore_errors=True)
+    _, record, path = calibrate_photo_model(out.model_path, model, photos)
+    _say(on_progress, f"[fashion] calibrated on the held-out photos: temperature "
+         f"{record['temperature']:.3f}, \"not sure\" below {record['threshold']:.3f} -> {path}")
     _say(on_progress, "[fashion] writing the report")
     write_report(run_dir, model=model, splits=photos)
     return RunResult(run_dir, model, metrics, hyperparameters.values, [])
+
+
+def calibrate_photo_model(model_path: str | Path, model=None, photos: Splits | None = None):
+    """Fit a photo model's temperature and "not sure" threshold on the photos its run held out
+    (none of them trained on; calibration changes no answer's order) and save them beside it.
+
+    `model_path` is the `model.keras` of a `fashion adapt` run directory, whose config names
+    the photo folder and its hold-out. Returns the calibration, its record and the file written.
+
+    Raises:
+        RunDirError: the model is not inside a `fashion adapt` run directory.
+        PhotoFolderError: the run's photo folder is gone or changed shape.
+    """
+    model_path, run = Path(model_path), RunDir(Path(model_path).parent)
+    if not run.has_record() or not run.config().photo_dir:
+        raise RunDirError(f"{model_path} is not in a `fashion adapt` run directory (its "
+                          "config.json names the photos); a photo model is calibrated on the "
+                          "photos its run held out: pass the model.keras of that run")
+    config = run.config()
+    model = model if model is not None else load_model(model_path)
+    photos = photos if photos is not None else load_photo_splits(config)
+    calibration, record = calibrate(Predictor(model).probabilities(photos.x_test),
+                                    photos.y_test)
+    record = {**dataclasses.asdict(calibration), **record}
+    return calibration, record, write_calibration(model_path, calibration, record)
 
 
 def _with_fashion_mnist(photos: Splits, config: RunConfig, on_progress) -> Splits:
