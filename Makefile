@@ -5,7 +5,7 @@ ARGS ?=
 # Keras's backend to install: tensorflow (Keras's default), jax or torch.
 BACKEND ?= tensorflow
 
-.PHONY: setup run test check docs lint clean
+.PHONY: setup run test check docs lint clean photo-model
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,13 @@ check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -n auto --dist worksteal -m "not integration and not slow" $(ARGS)
+
+# The shipped photo model (src/fashion/models/photo.keras and its record), trained again from a
+# folder of labelled photos: `fashion adapt`, then copied into the package.
+PHOTOS ?= ../shared/data/clothing-photos
+photo-model: setup
+	$(VENV)/bin/fashion adapt $(PHOTOS) --epochs 60 --out runs/photo-model --overwrite
+	$(PY) scripts/ship_model.py runs/photo-model --name photo
 
 # The documentation site at http://127.0.0.1:8000, rebuilt as its pages change.
 docs: setup

@@ -5,14 +5,18 @@ cost the service (memory, and how long `/health` takes meanwhile).
     PYTHONPATH=src python -m benchmarks.load_test --url http://127.0.0.1:8000 --seconds 10
 
 Scenarios (each bounded in requests and time; loopback only):
-  jpeg8   8 clients posting a 400x400 JPEG for --seconds
+  photo8  8 client processes posting a phone photo (--photo: a test fixture's) for --seconds
+  photo32 32 client processes posting the phone photo for --seconds
+  jpeg8   8 clients posting a 400x400 JPEG of a garment on a plain background for --seconds
   png8    8 clients posting a 28x28 PNG for --seconds
   jpeg32  32 clients posting the JPEG for --seconds
   storm   16 clients posting a 7000x7000 PNG (62 KB) once each, /health polled meanwhile
   json    2 clients posting a 1,000-image JSON batch (about 16 MB) 3 times each, /health polled
   chunked one upload with no Content-Length that would be 1 GB: seconds until the 413
 
-The server's resident memory is sampled every 20 ms from /proc (only for a server it started).
+The server's resident memory is sampled every 20 ms from /proc, and its CPU time read from there
+per scenario (only for a server it started). The photo scenarios' clients are processes, so
+their own Python work does not hold one GIL; the others' are threads of this process.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+PHONE_PHOTO = sorted((REPO / "tests" / "fixtures" / "photos").glob("*/*.jpg"))[0]
 
 
 def make_jpeg(side: int = 400) -> bytes:
@@ -131,6 +136,40 @@ def run_clients(url: str, files, clients: int, seconds: float | None = None,
     return {"requests": len(latencies), "per_s": len(latencies) / elapsed, "p50_ms": p50,
             "p99_ms": p99, "max_ms": max(latencies) * 1000, "errors": len(errors),
             "statuses": statuses}
+
+
+def _client_process(url: str, name: str, data: bytes, start: float, seconds: float) -> list:
+    """One client: post from wall-clock `start` for `seconds`; return (latency, status) pairs."""
+    time.sleep(max(0.0, start - time.time()))  # every process begins together
+    results = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        while time.time() < start + seconds:
+            began = time.perf_counter()
+            try:
+                code = http.post("/predict", files={"file": (name, data)}).status_code
+            except httpx.HTTPError as e:
+                code = type(e).__name__
+            results.append((time.perf_counter() - began, code))
+    return results
+
+
+def run_client_processes(url: str, files, clients: int, seconds: float) -> dict:
+    """As `run_clients`, each client a process of its own."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.time() + 5  # time for the processes to start
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(clients, mp_context=context) as pool:
+        results = [r for done in [pool.submit(_client_process, url, *files, start, seconds)
+                                  for _ in range(clients)] for r in done.result()]
+    latencies = np.array([latency for latency, _ in results])
+    statuses = {}
+    for _, code in results:
+        statuses[code] = statuses.get(code, 0) + 1
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    return {"requests": len(results), "per_s": len(results) / seconds, "p50_ms": p50,
+            "p99_ms": p99, "max_ms": latencies.max() * 1000,
+            "errors": len(results) - statuses.get(200, 0), "statuses": statuses}
 
 
 def probe_health(url: str, stop, times) -> None:
@@ -233,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="the model the started server loads (default: shipped)")
     parser.add_argument("--seconds", type=float, default=60, help="per steady scenario")
     parser.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
+    parser.add_argument("--photo", type=Path, default=PHONE_PHOTO,
+                        help="the phone photo of the photo scenarios")
     args = parser.parse_args(argv)
     if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
         raise SystemExit("load tests run against loopback only")
@@ -240,7 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     memory = MemorySampler(process.pid if process else None)
     memory.start()
     jpeg, png28, png7000, batch = make_jpeg(), make_png(28), make_png(7000), make_batch()
+    photo = (args.photo.name, args.photo.read_bytes())
     scenarios = {
+        "photo8": lambda: run_client_processes(url, photo, 8, args.seconds),
+        "photo32": lambda: run_client_processes(url, photo, 32, args.seconds),
         "jpeg8": lambda: run_clients(url, ("s.jpg", jpeg), 8, args.seconds),
         "png8": lambda: run_clients(url, ("s.png", png28), 8, args.seconds),
         "jpeg32": lambda: run_clients(url, ("s.jpg", jpeg), 32, args.seconds),

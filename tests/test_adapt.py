@@ -251,3 +251,12 @@ def test_the_default_predictor_and_service_route_when_a_photo_model_is_shipped(
         assert Image.open(io.BytesIO(seen)).size == (64, 64)  # the photo model's input
         batch = client.post("/predict", json={"images": [[[0.0] * 28] * 28] * 2})
         assert batch.status_code == 200 and [r["not_sure"] for r in batch.json()] == [True] * 2
+
+
+def test_runs_of_other_seeds_hold_out_the_same_photos(photo_dir):
+    from fashion.inference.photo_splits import load_photo_splits
+    from fashion.training.config import adapt_config
+
+    first, second = (load_photo_splits(adapt_config(photo_dir, seed=seed)) for seed in (1, 2))
+    np.testing.assert_array_equal(first.x_test, second.x_test)
+    np.testing.assert_array_equal(first.y_train, second.y_train)

@@ -30,8 +30,8 @@ def add_commands(commands) -> None:
                        help="Fashion-MNIST training images mixed into training, so classes the "
                        f"folder lacks stay known (default {ADAPT['fashion_mnist_images']:,}; 0: "
                        "none, and no dataset needed)")
-    adapt.add_argument("--seed", type=int, help="random seed of the hold-out and the training "
-                       "(default 42)")
+    adapt.add_argument("--seed", type=int, help="random seed of the training (default 42); the "
+                       "held-out photos are the same for every seed")
     adapt.add_argument("--data-dir", help="folder with the four original Fashion-MNIST .gz "
                        "files (default: $FASHION_MNIST_DIR, else Keras's download)")
     adapt.add_argument("--overwrite", action="store_true",

@@ -23,6 +23,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 GROUPS_FILE = "groups.csv"
 LABELS_FILE = "labels.csv"
 SENDER_COLUMN = "sender_id"
+# The seed of `fashion adapt`'s hold-out, whatever the run's seed: runs of other seeds are
+# judged on the same photos, and models of one folder can be compared or averaged.
+HOLDOUT_SEED = 42
 
 
 def _normalised(name: str) -> str:
