@@ -2,7 +2,7 @@ import keras
 import numpy as np
 
 from fashion.inference.model_files import load_model, save_model
-from fashion.spaces.layers import HorizontalFlip, with_flip_averaging
+from fashion.spaces.layers import HorizontalFlip, average_of, with_flip_averaging
 
 
 def test_horizontal_flip_mirrors_left_to_right():
@@ -30,3 +30,16 @@ def test_a_flip_averaged_model_survives_a_safe_save_and_load(tmp_path):
     loaded = load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
                                atol=1e-6)
+
+
+def test_an_average_of_models_predicts_their_mean_and_survives_a_safe_save_and_load(tmp_path):
+    keras.utils.set_random_seed(0)
+    members = [_small_cnn(), _small_cnn()]
+    images = np.random.default_rng(2).random((4, 28, 28, 1), dtype="float32")
+    expected = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
+    assert np.abs(members[0].predict(images, verbose=0) - expected).max() > 1e-3  # they differ
+    averaged = average_of(members, "pair")
+    save_model(averaged, tmp_path / "pair.keras")
+    loaded = load_model(tmp_path / "pair.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+    assert loaded.count_params() == sum(m.count_params() for m in members)

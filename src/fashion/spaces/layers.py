@@ -23,3 +23,21 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     inputs = keras.Input(model.input_shape[1:])
     outputs = keras.layers.Average()([model(inputs), model(HorizontalFlip()(inputs))])
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
+
+
+def average_of(models: list[keras.Model], name: str = "averaged") -> keras.Model:
+    """One model that predicts the mean of several models' answers (an ensemble).
+
+    Networks trained from other seeds err on other images, so their mean is right more often
+    than any one of them, at the cost of each one's forward pass. The models keep their weights
+    and are renamed `<name>_member<i>`, as Keras wants each layer of a model named once.
+    """
+    inputs = keras.Input(models[0].input_shape[1:])
+    members = []
+    for i, model in enumerate(models):
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        own_inputs = keras.Input(model.input_shape[1:])
+        member = keras.Model(own_inputs, clone(own_inputs), name=f"{name}_member{i}")
+        members.append(member(inputs))
+    return keras.Model(inputs, keras.layers.Average()(members), name=name)
