@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-PHONE_PHOTO = sorted((REPO / "tests" / "fixtures" / "photos").glob("*/*.jpg"))[0]
+PHONE_PHOTOS = REPO / "tests" / "fixtures" / "photos"
 
 
 def make_jpeg(side: int = 400) -> bytes:
@@ -162,6 +162,8 @@ def run_client_processes(url: str, files, clients: int, seconds: float) -> dict:
     with ProcessPoolExecutor(clients, mp_context=context) as pool:
         results = [r for done in [pool.submit(_client_process, url, *files, start, seconds)
                                   for _ in range(clients)] for r in done.result()]
+    if not results:
+        raise SystemExit(f"no answer came back from {url} in {seconds} s")
     latencies = np.array([latency for latency, _ in results])
     statuses = {}
     for _, code in results:
@@ -272,8 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="the model the started server loads (default: shipped)")
     parser.add_argument("--seconds", type=float, default=60, help="per steady scenario")
     parser.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
-    parser.add_argument("--photo", type=Path, default=PHONE_PHOTO,
-                        help="the phone photo of the photo scenarios")
+    parser.add_argument("--photo", type=Path, help="the phone photo of the photo scenarios "
+                        "(default: the first of tests/fixtures/photos)")
     args = parser.parse_args(argv)
     if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
         raise SystemExit("load tests run against loopback only")
@@ -281,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     memory = MemorySampler(process.pid if process else None)
     memory.start()
     jpeg, png28, png7000, batch = make_jpeg(), make_png(28), make_png(7000), make_batch()
-    photo = (args.photo.name, args.photo.read_bytes())
+    photo_path = args.photo or sorted(PHONE_PHOTOS.glob("*/*.jpg"))[0]
+    photo = (photo_path.name, photo_path.read_bytes())
     scenarios = {
         "photo8": lambda: run_client_processes(url, photo, 8, args.seconds),
         "photo32": lambda: run_client_processes(url, photo, 32, args.seconds),

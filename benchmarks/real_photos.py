@@ -21,6 +21,7 @@ import numpy as np
 
 from fashion.inference import garment
 from fashion.inference.calibrate import expected_calibration_error
+from fashion.inference.model_files import default_model_path
 from fashion.inference.predict import (
     RoutedPredictor,
     collect_inputs,
@@ -161,9 +162,11 @@ def main() -> None:
             raise SystemExit(f"fashion.inference.garment has no constant {name}")
         setattr(garment, name, ast.literal_eval(value))
     files, labels = labelled_files(args.folder)
-    predictor = load_predictor(args.model)
-    if args.photo_model:
-        predictor = RoutedPredictor(predictor, load_predictor(args.photo_model))
+    if args.photo_model:  # the 28x28 model alone, not the shipped pair, beside it
+        predictor = RoutedPredictor(load_predictor(args.model or default_model_path()),
+                                    load_predictor(args.photo_model))
+    else:
+        predictor = load_predictor(args.model)
     _, images = load_inputs(files, predictor=predictor)  # as `fashion predict` reads them
     probabilities, not_sure = predictor.answers(images)
     print(format_scores(score(probabilities, labels), labels))

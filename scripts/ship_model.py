@@ -26,6 +26,7 @@ from fashion.inference.predict import Predictor
 from fashion.runs import rundir
 from fashion.spaces.layers import average_of
 from fashion.storage import files
+from fashion.storage.classes import INPUT_SHAPE, PHOTO_SHAPE
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "fashion" / "models"
 
@@ -45,18 +46,26 @@ def main(run_dirs: list[Path], name: str) -> None:
         "metrics": runs[0].metrics(),
     }
     shipped = MODELS / f"{name}.keras"
+    models = [load_model(run.model_path) for run in runs]
+    wanted = PHOTO_SHAPE if name == "photo" else INPUT_SHAPE
+    if any(tuple(model.input_shape[1:]) != wanted for model in models):
+        raise SystemExit(f"{name}.keras takes {wanted} images: ship `fashion adapt` runs as "
+                         "photo, others as default")
     MODELS.mkdir(parents=True, exist_ok=True)
+    calibration_path(shipped).unlink(missing_ok=True)  # never the last model's
     if len(runs) == 1:
         record["trained_by"] = record["trained_by"][0]
-        save_model(slim(load_model(runs[0].model_path)), shipped)
+        save_model(slim(models[0]), shipped)
         if calibration_path(runs[0].model_path).is_file():
             shutil.copyfile(calibration_path(runs[0].model_path), calibration_path(shipped))
+        else:
+            print(f"{runs[0].path} has no calibration: run `fashion calibrate {shipped}`")
     else:
         configs = [run.config() for run in runs]
         if not configs[0].photo_dir or any((c.photo_dir, c.photo_holdout) != (
                 configs[0].photo_dir, configs[0].photo_holdout) for c in configs):
             raise SystemExit("only `fashion adapt` runs of one photo folder and hold-out average")
-        model = average_of([load_model(run.model_path) for run in runs], name)
+        model = average_of(models, name)
         save_model(model, shipped)
         photos = load_photo_splits(configs[0])
         record["metrics"] = {

@@ -188,17 +188,26 @@ def test_the_adapted_model_exports_to_onnx_with_its_own_outputs(adapted, tmp_pat
     np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=0)
 
 
-def test_adapt_calibrates_the_model_on_its_held_out_photos(adapted, tmp_path, capsys):
-    saved = json.loads((adapted / "model.calibration.json").read_text())
-    assert saved["images"] == 5 and 0.0 <= saved["threshold"] <= 1.0
-    assert load_predictor(adapted / "model.keras").calibration.temperature \
-        == pytest.approx(saved["temperature"])
-    # `fashion calibrate` fits a photo model on the same held-out photos, to the same figures.
-    (adapted / "model.calibration.json").unlink()
-    assert main(["calibrate", str(adapted / "model.keras")]) == 0
-    assert "the run's held-out photos (5)" in capsys.readouterr().out
-    again = json.loads((adapted / "model.calibration.json").read_text())
-    assert again["temperature"] == pytest.approx(saved["temperature"])
+def test_adapt_calibrates_on_its_held_out_photos_when_there_are_enough(adapted, tmp_path,
+                                                                        monkeypatch, capsys):
+    from fashion.workflow import adapt as adapt_module
+
+    # Five held out: too few to choose a threshold on, so the tiny run was not calibrated...
+    assert not (adapted / "model.calibration.json").exists()
+    assert main(["calibrate", str(adapted / "model.keras")]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "held out 5 photos, fewer than the 50" in err
+    # ...and with the bar lowered, `fashion calibrate` fits it on those five.
+    monkeypatch.setattr(adapt_module, "MIN_CALIBRATION_PHOTOS", 5)
+    try:
+        assert main(["calibrate", str(adapted / "model.keras")]) == 0
+        assert "the run's held-out photos (5)" in capsys.readouterr().out
+        saved = json.loads((adapted / "model.calibration.json").read_text())
+        assert saved["images"] == 5 and 0.0 <= saved["threshold"] <= 1.0
+        assert load_predictor(adapted / "model.keras").calibration.temperature \
+            == pytest.approx(saved["temperature"])
+    finally:
+        (adapted / "model.calibration.json").unlink(missing_ok=True)
     # Outside its run directory a photo model has no held-out photos to be fitted on.
     (tmp_path / "model.keras").write_bytes((adapted / "model.keras").read_bytes())
     assert main(["calibrate", str(tmp_path / "model.keras")]) != 0
@@ -231,8 +240,30 @@ def test_a_routed_predictor_sends_phone_photos_to_the_photo_model_and_the_rest_t
         read_photo(phone)[None])[0], atol=1e-6)
     np.testing.assert_allclose(probabilities[1:], routed.dataset.probabilities(
         np.stack(images[1:])), atol=1e-6)
-    # And is judged by that model's calibration: the photo model's threshold of 1 withholds it.
+    # And is judged by that model's calibration: the photo model's threshold of 1 withholds it;
+    # a threshold given overrides both models'.
     assert not_sure.tolist() == [True, False, False, False, False]
+    assert routed.answers(images, threshold=0.0)[1].tolist() == [False] * 5
+    assert routed.answers(images, threshold=1.0)[1].tolist() == [True] * 5
+
+
+def test_one_service_pass_scores_photos_and_28x28_images_each_with_its_own_model(
+        adapted, tiny_model_path):
+    import asyncio
+
+    from fashion.service.workload import Batcher
+
+    routed = _routed(adapted, tiny_model_path)
+    photo = read_photo(next(FIXTURE_PHOTOS.glob("0/*.jpg")))[None]
+    batch = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+
+    async def together():
+        batcher = Batcher(routed)
+        return await asyncio.gather(batcher.probabilities(photo), batcher.probabilities(batch))
+
+    from_photo, from_batch = asyncio.run(together())
+    np.testing.assert_allclose(from_photo, routed.photos.probabilities(photo), atol=1e-6)
+    np.testing.assert_allclose(from_batch, routed.dataset.probabilities(batch), atol=1e-6)
 
 
 def test_the_default_predictor_and_service_route_when_a_photo_model_is_shipped(

@@ -1,6 +1,8 @@
 import keras
 import numpy as np
+import pytest
 
+from fashion.errors import ModelError
 from fashion.inference.model_files import load_model, save_model
 from fashion.spaces.layers import HorizontalFlip, average_of, with_flip_averaging
 
@@ -43,3 +45,11 @@ def test_an_average_of_models_predicts_their_mean_and_survives_a_safe_save_and_l
     loaded = load_model(tmp_path / "pair.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
     assert loaded.count_params() == sum(m.count_params() for m in members)
+
+
+def test_an_average_of_nothing_or_of_models_of_other_inputs_is_refused():
+    photo_model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                    keras.layers.Dense(10, activation="softmax")])
+    for models in ([], [_small_cnn(), photo_model]):
+        with pytest.raises(ModelError, match="all taking images of one shape"):
+            average_of(models)

@@ -18,5 +18,7 @@ def test_phone_photos_are_told_from_dataset_images_and_product_shots():
     cut_out = Image.new("RGBA", (120, 160), (0, 0, 0, 0))
     cut_out.paste((200, 30, 30, 255), (30, 30, 90, 130))
     assert not is_phone_photo(cut_out)
+    opaque = read_image(next(FIXTURE_PHOTOS.glob("1/*.jpg"))).convert("RGBA")
+    assert is_phone_photo(opaque)  # an alpha channel, nothing transparent: still a photo
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     assert is_phone_photo(Image.fromarray(noise))  # no plain border

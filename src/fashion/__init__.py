@@ -35,6 +35,8 @@ API = {
     "load_splits": "fashion.storage.dataset", "Splits": "fashion.storage.dataset",
     "load_model": "fashion.inference.model_files",
     "Predictor": "fashion.inference.predict", "load_predictor": "fashion.inference.predict",
+    "RoutedPredictor": "fashion.inference.predict", "load_inputs": "fashion.inference.predict",
+    "average_of": "fashion.spaces.layers",
     "evaluate_model": "fashion.evaluation.evaluate",
     "load_trials": "fashion.tuning.trial_records",
     "write_report": "fashion.evaluation.report",

@@ -39,7 +39,8 @@ def add_commands(commands) -> None:
                                     "sure\" threshold on the validation split")
     calibrate.add_argument("model", type=Path, metavar="MODEL", help="a .keras model; writes "
                            "MODEL's name + .calibration.json beside it (a photo model: fitted "
-                           "on the photos its `fashion adapt` run held out)")
+                           "on the photos its `fashion adapt` run held out; the data options "
+                           "do not apply)")
     add_data_options(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -56,16 +57,18 @@ def _add_predict_parser(commands) -> None:
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                          help="PNG, JPEG, BMP, GIF, WebP or TIFF files, folders, .npy arrays")
     predict.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
-                         "`fashion export` (default: the shipped model)")
+                         "`fashion export` (default: the shipped models, phone photos to the photo "
+                         "model)")
     predict.add_argument("--invert", choices=INVERT_CHOICES, default="auto",
                          help="make the garment light on black: auto (when the background is "
                          "light, the default), always or never")
     predict.add_argument("--top", type=int, default=3, help="classes shown per image (1-10)")
     predict.add_argument("--threshold", type=float, help="answer \"not sure\" below this "
-                         "calibrated probability (default: the model's, chosen on validation)")
+                         "calibrated probability, for every model (default: each model's "
+                         "own, chosen on held-out images)")
     predict.add_argument("--show", type=Path, metavar="DIR", help="write the image the model "
                          "saw for each input into DIR, as <input name>.28x28.png (a photo "
-                         "model's: .64x64.png)")
+                         "model's photo: .64x64.png)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument("--quiet", action="store_true", help="no progress bar while reading")
     predict.set_defaults(handler=cmd_predict)
@@ -86,7 +89,8 @@ def _add_export_parser(commands) -> None:
 def _add_serve_parser(commands) -> None:
     serve = commands.add_parser("serve", help="serve the model over HTTP, with a web page")
     serve.add_argument("--model", type=Path, help="a .keras model, or an .onnx one from "
-                       "`fashion export` (default: the shipped model)")
+                       "`fashion export` (default: the shipped models, phone photos to the photo "
+                         "model)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.set_defaults(handler=cmd_serve)
@@ -121,16 +125,18 @@ def cmd_calibrate(args) -> int:
     from fashion.storage.dataset import load_splits
     from fashion.training.config import config_from_preset
 
-    predictor = Predictor(load_model(args.model))  # uncalibrated: what is being calibrated
-    if predictor.input_shape() == PHOTO_SHAPE:
+    model = load_model(args.model)
+    if tuple(model.input_shape[1:]) == PHOTO_SHAPE:
         from fashion.workflow.adapt import calibrate_photo_model
 
-        calibration, record, path = calibrate_photo_model(args.model, predictor.model)
+        calibration, record, path = calibrate_photo_model(args.model, model)
         what = f"the run's held-out photos ({record['images']:,})"
     else:
         splits = load_splits(config_from_preset(split=args.split, seed=args.seed,
                                                 limit=args.limit, data_dir=args.data_dir))
-        calibration, record = calibrate(predictor.probabilities(splits.x_val), splits.y_val)
+        # Uncalibrated: what is being calibrated.
+        calibration, record = calibrate(Predictor(model).probabilities(splits.x_val),
+                                        splits.y_val)
         path = write_calibration(args.model, calibration, record)
         what = f"validation ({splits.name} split, {record['images']:,} images)"
     answered = record["accuracy_answered"]

@@ -45,7 +45,8 @@ class Calibration:
         """Flag answers below the threshold, and images with nothing drawn (no garment found);
         `images` an array, or a list of images (of any shapes)."""
         if isinstance(images, np.ndarray):
-            blank = images.reshape(len(images), -1).max(axis=1, initial=0) == 0
+            blank = ~images.reshape(len(images), -1).any(axis=1) if images.size else \
+                np.zeros(len(images), bool)
         else:
             blank = np.array([not np.any(image) for image in images], bool)
         return (calibrated.max(axis=1) < self.threshold) | blank

@@ -37,6 +37,16 @@ TONE_PERCENTILES = (2, 98)
 MIN_SEPARATION = 0.3
 
 
+def is_see_through(image: Image.Image) -> bool:
+    """Say whether an image has transparent pixels (a cut-out), not merely an alpha channel: a
+    phone photo saved as an RGBA PNG is opaque and stays a photo."""
+    if not image.has_transparency_data:
+        return False
+    if "A" not in image.getbands():  # a palette or grey image with a transparent colour
+        return True
+    return image.getchannel("A").getextrema()[0] < 255
+
+
 def has_plain_background(gray: np.ndarray, tolerance: float) -> bool:
     """Say whether the border of a uint8/float gray image is one flat colour, as in a product
     shot, so that trimming it (the dataset authors' way) finds the garment."""
@@ -119,7 +129,7 @@ def photo_garment(image: Image.Image, invert: bool, tolerance: float) -> np.ndar
     black when no garment stands out. Return None for a plain background (border within
     `tolerance` of one level) with a garment on it, which the dataset's own trimming handles as
     the authors did."""
-    if image.mode[0] in "IF" or image.has_transparency_data:
+    if image.mode[0] in "IF" or is_see_through(image):
         # A 16-bit scan or a cut-out: the dataset path scales the one, and lays the other on
         # white, a plain background it trims exactly.
         return None

@@ -253,11 +253,6 @@ def read_image(path: str | Path) -> Image.Image:
     return open_image(path.read_bytes(), str(path))
 
 
-def read_image_file(path: Path, invert: str = "auto") -> np.ndarray:
-    """Read and preprocess one image file into a float32 (28, 28) array."""
-    return to_fashion_mnist(read_image(path), invert)
-
-
 def read_array_file(path: Path) -> tuple[list[str], np.ndarray]:
     """Read a .npy of Fashion-MNIST-style images, taken as they are (light garment on black).
 

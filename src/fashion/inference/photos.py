@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashion.inference.garment import has_plain_background, work_copy
+from fashion.inference.garment import has_plain_background, is_see_through, work_copy
 from fashion.inference.images import SIZE, TRIM_TOLERANCE, read_image
 from fashion.storage.classes import PHOTO_SHAPE, PHOTO_SIZE
 
@@ -17,7 +17,7 @@ def is_phone_photo(image: Image.Image) -> bool:
     """Say whether a decoded image is a photo of a garment somewhere (a bed, a floor), which a
     photo model reads best, rather than a 28x28 dataset image, a cut-out or a product shot on a
     plain background, which the dataset's own preprocessing reads as its authors did."""
-    if image.size == (SIZE, SIZE) or image.mode[0] in "IF" or image.has_transparency_data:
+    if image.size == (SIZE, SIZE) or image.mode[0] in "IF" or is_see_through(image):
         return False
     gray = np.asarray(Image.fromarray(work_copy(image)).convert("L"))
     return not has_plain_background(gray, TRIM_TOLERANCE)

@@ -132,12 +132,19 @@ class RoutedPredictor:
 
     def probabilities(self, images) -> np.ndarray:
         """As `Predictor.probabilities`; photos (S, S, 3) and 28x28 images may be mixed."""
-        return self._each_model(images, lambda predictor, part: predictor.probabilities(part))
+        results = np.zeros((len(images), NUM_CLASSES), np.float32)
+        for predictor, rows in self._routes(images):
+            if len(rows):
+                results[rows] = predictor.probabilities([images[i] for i in rows])
+        return results
 
     def answers(self, images, threshold: float | None = None):
+        """As `Predictor.answers`: each image judged by its model's calibration; `threshold`
+        overrides both models' thresholds."""
         return self.calibrate(self.probabilities(images), images, threshold)
 
     def calibrate(self, probabilities: np.ndarray, images, threshold: float | None = None):
+        """`answers` for probabilities already computed (the service batches requests)."""
         calibrated = np.zeros_like(probabilities, np.float32)
         not_sure = np.zeros(len(probabilities), bool)
         for predictor, rows in self._routes(images):
@@ -151,13 +158,6 @@ class RoutedPredictor:
         photo = np.array([np.shape(image)[-3:] == PHOTO_SHAPE for image in images], bool)
         return [(self.photos, np.flatnonzero(photo)), (self.dataset, np.flatnonzero(~photo))]
 
-    def _each_model(self, images, score) -> np.ndarray:
-        results = np.zeros((len(images), NUM_CLASSES), np.float32)
-        for predictor, rows in self._routes(images):
-            if len(rows):
-                results[rows] = score(predictor, [images[i] for i in rows])
-        return results
-
 
 def _as_batch(images, shape: tuple[int, int, int]) -> np.ndarray:
     """Images as one float32 array of `shape` images; a photo model's dataset images made
@@ -166,8 +166,12 @@ def _as_batch(images, shape: tuple[int, int, int]) -> np.ndarray:
         images = list(images)
         if not images:
             return np.zeros((0, *shape), np.float32)
-        if len({np.shape(image) for image in images}) > 1:  # photos and dataset images
-            return np.concatenate([_as_batch(np.asarray(image)[None], shape) for image in images])
+        if len({np.shape(image) for image in images}) > 1:  # a photo model's photos and 28x28s
+            batch = np.empty((len(images), *shape), np.float32)
+            photo = np.array([np.shape(image) == shape for image in images])
+            for rows in (np.flatnonzero(photo), np.flatnonzero(~photo)):
+                batch[rows] = _as_batch(np.stack([images[i] for i in rows]), shape)
+            return batch
         images = np.stack(images)
     images = np.asarray(images, dtype=np.float32)
     if shape == PHOTO_SHAPE and images.shape[-3:] != PHOTO_SHAPE:
@@ -178,8 +182,8 @@ def _as_batch(images, shape: tuple[int, int, int]) -> np.ndarray:
 def load_predictor(path: str | os.PathLike | None = None,
                    batch_size: int = BATCH_SIZE) -> Predictor | RoutedPredictor:
     """Load a `.keras` model or an exported `.onnx` model, with the calibration saved beside
-    it, if any; by default the shipped pair (`RoutedPredictor`: the Fashion-MNIST model and, if
-    shipped, the photo model)."""
+    it, if any. By default the shipped model: with a shipped photo model beside it, the pair of
+    them (a `RoutedPredictor`)."""
     if path is None and photo_model_path().is_file():
         return RoutedPredictor(_predictor(None, batch_size),
                                _predictor(photo_model_path(), batch_size)).warm_up()
@@ -242,7 +246,8 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
 
 
 def load_inputs(paths: list[Path], invert: str = "auto", track=lambda files: files,
-                predictor: Predictor | RoutedPredictor | None = None):
+                predictor: Predictor | RoutedPredictor | None = None,
+                ) -> tuple[list[str], np.ndarray | list[np.ndarray]]:
     """Read and preprocess every input before any is scored, so a bad file stops the run early.
 
     `track` wraps the list of files as it is read, e.g. in a progress bar. Returns a name per
@@ -274,7 +279,7 @@ def input_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_inputs(folder: Path, names: list[str], images: np.ndarray) -> list[Path]:
+def write_inputs(folder: Path, names: list[str], images) -> list[Path]:
     """Write each image the model saw as `folder/<input name>.28x28.png` (`.64x64.png` for a
     photo model's); return the paths."""
     folder.mkdir(parents=True, exist_ok=True)

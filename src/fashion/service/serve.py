@@ -27,7 +27,7 @@ from fashion.errors import (
     UnsupportedInputError,
 )
 from fashion.inference.images import MAX_BYTES, decode_bytes, decode_image, read_image_header
-from fashion.inference.predict import input_png, load_predictor, predictions
+from fashion.inference.predict import RoutedPredictor, input_png, load_predictor, predictions
 from fashion.service.workload import PASS_SIZE, Batcher, WorkGate
 from fashion.storage.classes import CLASS_NAMES
 
@@ -98,7 +98,8 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     app = FastAPI(title="fashion", version=__version__,
                   description="Classify clothing images into the 10 Fashion-MNIST classes.")
     app.state.predictor = load_predictor(model_path, batch_size=PASS_SIZE)
-    app.state.model_name = os.path.basename(str(model_path or "default.keras"))
+    app.state.model_name = (os.path.basename(str(model_path)) if model_path else
+                            " + ".join(_shipped_names(app.state.predictor)))
     page = resources.files("fashion.service") / "static" / "index.html"
     app.state.page = page.read_text("utf-8")
     app.state.gate = WorkGate()
@@ -106,6 +107,11 @@ def create_app(model_path: str | os.PathLike | None = None) -> FastAPI:
     app.include_router(router)
     app.add_exception_handler(InputError, _input_error)
     return app
+
+
+def _shipped_names(predictor) -> list[str]:
+    routed = isinstance(predictor, RoutedPredictor)
+    return ["default.keras", "photo.keras"] if routed else ["default.keras"]
 
 
 async def _input_error(request: Request, error: InputError) -> JSONResponse:

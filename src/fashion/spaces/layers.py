@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from fashion.errors import ModelError
+
 
 @keras.saving.register_keras_serializable(package="fashion")
 class HorizontalFlip(keras.layers.Layer):
@@ -32,6 +34,8 @@ def average_of(models: list[keras.Model], name: str = "averaged") -> keras.Model
     than any one of them, at the cost of each one's forward pass. The models keep their weights
     and are renamed `<name>_member<i>`, as Keras wants each layer of a model named once.
     """
+    if not models or len({tuple(model.input_shape[1:]) for model in models}) > 1:
+        raise ModelError("average_of needs one model or more, all taking images of one shape")
     inputs = keras.Input(models[0].input_shape[1:])
     members = []
     for i, model in enumerate(models):

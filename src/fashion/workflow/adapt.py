@@ -10,7 +10,7 @@ from pathlib import Path
 import keras_tuner
 import numpy as np
 
-from fashion.errors import RunDirError
+from fashion.errors import PhotoFolderError, RunDirError
 from fashion.evaluation.evaluate import evaluate_model
 from fashion.evaluation.report import write_report
 from fashion.inference.calibrate import calibrate, write_calibration
@@ -25,6 +25,10 @@ from fashion.storage.photo_folder import HOLDOUT_SEED, hold_out, read_photo_fold
 from fashion.training.config import RunConfig, adapt_config
 from fashion.training.device import detect_device
 from fashion.workflow.pipeline import RunResult, default_run_dir, final_model
+
+# Held-out photos below which no calibration is fitted: a threshold chosen on a handful of
+# answers would withhold all of them or none by chance.
+MIN_CALIBRATION_PHOTOS = 50
 
 
 def adapt(photo_dir: str | Path, run_dir: str | Path | None = None, *, epochs: int | None = None,
@@ -98,9 +102,15 @@ def adapt(photo_dir: str | Path, run_dir: str | Path | None = None, *, epochs: i
         }
         out.write_metrics(metrics)
     shutil.rmtree(out.training_backup, ignore_errors=True)
-    _, record, path = calibrate_photo_model(out.model_path, model, photos)
-    _say(on_progress, f"[fashion] calibrated on the held-out photos: temperature "
-         f"{record['temperature']:.3f}, \"not sure\" below {record['threshold']:.3f} -> {path}")
+    if len(photos.y_test) >= MIN_CALIBRATION_PHOTOS:
+        _, record, path = calibrate_photo_model(out.model_path, model, photos)
+        _say(on_progress, f"[fashion] calibrated on the held-out photos: temperature "
+             f"{record['temperature']:.3f}, \"not sure\" below {record['threshold']:.3f} -> "
+             f"{path}")
+    else:
+        _say(on_progress, f"[fashion] not calibrated: {len(photos.y_test)} photos held out, "
+             f"fewer than the {MIN_CALIBRATION_PHOTOS} a threshold needs; the model answers as "
+             "it says, never \"not sure\"")
     _say(on_progress, "[fashion] writing the report")
     write_report(run_dir, model=model, splits=photos)
     return RunResult(run_dir, model, metrics, hyperparameters.values, [])
@@ -108,14 +118,16 @@ def adapt(photo_dir: str | Path, run_dir: str | Path | None = None, *, epochs: i
 
 def calibrate_photo_model(model_path: str | Path, model=None, photos: Splits | None = None):
     """Fit a photo model's temperature and "not sure" threshold on the photos its run held out
-    (none of them trained on; calibration changes no answer's order) and save them beside it.
+    (none of them trained on; calibration changes no answer's order, but the run's figures of
+    "not sure" are then measured on the photos it was fitted on) and save them beside it.
 
     `model_path` is the `model.keras` of a `fashion adapt` run directory, whose config names
     the photo folder and its hold-out. Returns the calibration, its record and the file written.
 
     Raises:
         RunDirError: the model is not inside a `fashion adapt` run directory.
-        PhotoFolderError: the run's photo folder is gone or changed shape.
+        PhotoFolderError: the run's photo folder is gone or changed shape, or too few photos
+            were held out to fit a threshold on.
     """
     model_path, run = Path(model_path), RunDir(Path(model_path).parent)
     if not run.has_record() or not run.config().photo_dir:
@@ -123,8 +135,12 @@ def calibrate_photo_model(model_path: str | Path, model=None, photos: Splits | N
                           "config.json names the photos); a photo model is calibrated on the "
                           "photos its run held out: pass the model.keras of that run")
     config = run.config()
-    model = model if model is not None else load_model(model_path)
     photos = photos if photos is not None else load_photo_splits(config)
+    if len(photos.y_test) < MIN_CALIBRATION_PHOTOS:
+        raise PhotoFolderError(f"{run.path} held out {len(photos.y_test)} photos, fewer than the "
+                               f"{MIN_CALIBRATION_PHOTOS} a calibration needs; adapt again with "
+                               "more photos or a larger --holdout")
+    model = model if model is not None else load_model(model_path)
     calibration, record = calibrate(Predictor(model).probabilities(photos.x_test),
                                     photos.y_test)
     record = {**dataclasses.asdict(calibration), **record}
