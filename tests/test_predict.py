@@ -25,6 +25,7 @@ from fashion.inference.images import MAX_BYTES, open_image, read_array_file, to_
 from fashion.inference.model_files import load_model
 from fashion.inference.predict import (
     Predictor,
+    RoutedPredictor,
     format_table,
     load_inputs,
     load_predictor,
@@ -254,15 +255,30 @@ def test_exif_orientation_is_applied():
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
 
 
-def test_the_shipped_model_names_the_phone_photos(tmp_path, capsys):
+def test_the_shipped_models_name_the_phone_photos_through_the_photo_model(tmp_path, capsys):
     assert main(["predict", str(PHOTOS), "--json", "--top", "2", "--show", str(tmp_path)]) == 0
     results = json.loads(capsys.readouterr().out)
     right = [r["top"][0]["class_id"] == int(Path(r["file"]).parent.name) for r in results]
     assert len(results) == 5 and all(right)
     for result in results:
-        with Image.open(result["input"]) as seen:
-            assert seen.size == (28, 28) and Path(result["input"]).parent == tmp_path
+        with Image.open(result["input"]) as seen:  # the photo model's input, not a 28x28
+            assert seen.size == (64, 64) and Path(result["input"]).parent == tmp_path
         assert isinstance(result["not_sure"], bool)
+
+
+def test_the_shipped_photo_model_is_recorded_and_calibrated_beside_the_default():
+    from fashion.inference.model_files import default_model_path, photo_model_path
+
+    record = json.loads(photo_model_path().with_suffix(".json").read_text())
+    assert record["metrics"]["test"]["n_images"] > 0 and len(record["trained_by"]) == 4
+    assert all("fashion adapt" in command for command in record["trained_by"])
+    calibration = json.loads(photo_model_path().with_name("photo.calibration.json").read_text())
+    assert calibration["images"] == record["metrics"]["test"]["n_images"]
+    predictor = load_predictor()
+    assert isinstance(predictor, RoutedPredictor)
+    assert predictor.photos.calibration.temperature == pytest.approx(calibration["temperature"])
+    assert predictor.dataset.model.count_params() == load_model(default_model_path()
+                                                                ).count_params()
 
 
 def test_threshold_out_of_range_and_show_into_a_file_are_refused(tmp_path, capsys):

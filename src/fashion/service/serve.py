@@ -180,7 +180,7 @@ async def predict(request: Request,
 
 def _respond(names: list, probabilities: np.ndarray, top: int, not_sure: np.ndarray,
              shown: np.ndarray | None = None) -> JSONResponse:
-    """The answers as JSON; with `shown`, one upload's answer carries the 28x28 the model saw
+    """The answers as JSON; with `shown`, one upload's answer carries the image the model saw
     as a PNG data URL, for the page to show beside the photo."""
     results = predictions(names, probabilities, top, not_sure)
     if shown is not None:
