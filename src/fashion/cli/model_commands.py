@@ -202,7 +202,8 @@ def cmd_predict(args) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold} is out of range; choose 0 to 1")
     if args.show and args.show.exists() and not args.show.is_dir():
-        raise ConfigError(f"--show {args.show} is a file; name a folder for the images the model saw")
+        raise ConfigError(f"--show {args.show} is a file; name a folder for the images the "
+                          "model saw")
     # The model first: it says how to read the inputs (a photo model's photos, the shipped
     # pair's routes). Every input is read and checked before any is scored.
     predictor = load_predictor(args.model)
