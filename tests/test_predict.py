@@ -23,14 +23,7 @@ from fashion.errors import (
 )
 from fashion.inference.images import MAX_BYTES, open_image, read_array_file, to_fashion_mnist
 from fashion.inference.model_files import load_model
-from fashion.inference.predict import (
-    Predictor,
-    RoutedPredictor,
-    format_table,
-    load_inputs,
-    load_predictor,
-    top_classes,
-)
+from fashion.inference.predict import Predictor, RoutedPredictor, load_inputs, load_predictor
 from fashion.storage.classes import CLASS_NAMES
 
 
@@ -191,15 +184,6 @@ def test_models_that_are_missing_or_not_models_are_refused(tmp_path, monkeypatch
                         lambda: tmp_path / "d.keras")
     with pytest.raises(ModelError, match="the shipped model .*d.keras is missing"):
         load_model()
-
-
-def test_top_classes_and_table():
-    probabilities = np.array([0.1, 0, 0.6, 0, 0, 0, 0.3, 0, 0, 0], np.float32)
-    top = top_classes(probabilities, 2)
-    assert top == [{"class_id": 2, "label": "Pullover", "probability": pytest.approx(0.6)},
-                   {"class_id": 6, "label": "Shirt", "probability": pytest.approx(0.3)}]
-    table = format_table([{"file": "a.png", "top": top}]).splitlines()
-    assert table == ["file   top-1          top-2", "a.png  Pullover 0.60  Shirt 0.30"]
 
 
 def test_cli_predict_json_and_errors(tmp_path, tiny_model_path, test_images, capsys):

@@ -189,13 +189,8 @@ def cmd_predict(args) -> int:
     import json
 
     from fashion.errors import ConfigError
-    from fashion.inference.predict import (
-        format_table,
-        load_inputs,
-        load_predictor,
-        predictions,
-        write_inputs,
-    )
+    from fashion.inference.answers import format_table, predictions, write_inputs
+    from fashion.inference.predict import load_inputs, load_predictor
 
     if not 1 <= args.top <= 10:
         raise ConfigError(f"--top {args.top} is out of range; choose 1 to 10")

@@ -26,8 +26,9 @@ from fashion.errors import (
     InputTooLargeError,
     UnsupportedInputError,
 )
+from fashion.inference.answers import input_png, predictions
 from fashion.inference.images import MAX_BYTES, decode_bytes, decode_image, read_image_header
-from fashion.inference.predict import RoutedPredictor, input_png, load_predictor, predictions
+from fashion.inference.predict import RoutedPredictor, load_predictor
 from fashion.service.workload import PASS_SIZE, Batcher, WorkGate
 from fashion.storage.classes import CLASS_NAMES
 
