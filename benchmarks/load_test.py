@@ -100,7 +100,7 @@ class MemorySampler(threading.Thread):
 def run_clients(url: str, files, clients: int, seconds: float | None = None,
                 repeats: int | None = None, content_type: str | None = None) -> dict:
     """Each client posts until `seconds` pass or it has posted `repeats` times."""
-    latencies, statuses, errors = [], {}, []
+    latencies, statuses = [], {}
     stop = time.monotonic() + seconds if seconds else float("inf")
     lock = threading.Lock()
 
@@ -121,8 +121,6 @@ def run_clients(url: str, files, clients: int, seconds: float | None = None,
                 with lock:
                     latencies.append(time.perf_counter() - start)
                     statuses[code] = statuses.get(code, 0) + 1
-                    if code != 200:
-                        errors.append(code)
                 done += 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -131,11 +129,15 @@ def run_clients(url: str, files, clients: int, seconds: float | None = None,
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - began
+    return _summary(latencies, statuses, time.perf_counter() - began)
+
+
+def _summary(latencies: list[float], statuses: dict, elapsed: float) -> dict:
+    """Requests, their rate, latency percentiles in ms, and the answers that were not 200."""
     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
     return {"requests": len(latencies), "per_s": len(latencies) / elapsed, "p50_ms": p50,
-            "p99_ms": p99, "max_ms": max(latencies) * 1000, "errors": len(errors),
-            "statuses": statuses}
+            "p99_ms": p99, "max_ms": max(latencies) * 1000,
+            "errors": len(latencies) - statuses.get(200, 0), "statuses": statuses}
 
 
 def _client_process(url: str, name: str, data: bytes, start: float, seconds: float) -> list:
@@ -164,14 +166,10 @@ def run_client_processes(url: str, files, clients: int, seconds: float) -> dict:
                                   for _ in range(clients)] for r in done.result()]
     if not results:
         raise SystemExit(f"no answer came back from {url} in {seconds} s")
-    latencies = np.array([latency for latency, _ in results])
     statuses = {}
     for _, code in results:
         statuses[code] = statuses.get(code, 0) + 1
-    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
-    return {"requests": len(results), "per_s": len(results) / seconds, "p50_ms": p50,
-            "p99_ms": p99, "max_ms": latencies.max() * 1000,
-            "errors": len(results) - statuses.get(200, 0), "statuses": statuses}
+    return _summary([latency for latency, _ in results], statuses, seconds)
 
 
 def probe_health(url: str, stop, times) -> None:

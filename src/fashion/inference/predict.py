@@ -133,8 +133,7 @@ class RoutedPredictor:
         """As `Predictor.probabilities`; photos (S, S, 3) and 28x28 images may be mixed."""
         results = np.zeros((len(images), NUM_CLASSES), np.float32)
         for predictor, rows in self._routes(images):
-            if len(rows):
-                results[rows] = predictor.probabilities([images[i] for i in rows])
+            results[rows] = predictor.probabilities([images[i] for i in rows])
         return results
 
     def answers(self, images, threshold: float | None = None):
@@ -147,15 +146,15 @@ class RoutedPredictor:
         calibrated = np.zeros_like(probabilities, np.float32)
         not_sure = np.zeros(len(probabilities), bool)
         for predictor, rows in self._routes(images):
-            if len(rows):
-                calibrated[rows], not_sure[rows] = predictor.calibrate(
-                    probabilities[rows], [images[i] for i in rows], threshold)
+            calibrated[rows], not_sure[rows] = predictor.calibrate(
+                probabilities[rows], [images[i] for i in rows], threshold)
         return calibrated, not_sure
 
     def _routes(self, images) -> list[tuple[Predictor, np.ndarray]]:
-        """Each model with the rows of `images` it scores (photos by their shape)."""
+        """Each model that scores some of `images`, with their rows (photos by their shape)."""
         photo = np.array([np.shape(image)[-3:] == PHOTO_SHAPE for image in images], bool)
-        return [(self.photos, np.flatnonzero(photo)), (self.dataset, np.flatnonzero(~photo))]
+        routes = [(self.photos, np.flatnonzero(photo)), (self.dataset, np.flatnonzero(~photo))]
+        return [(predictor, rows) for predictor, rows in routes if len(rows)]
 
 
 def _as_batch(images, shape: tuple[int, int, int]) -> np.ndarray:

@@ -103,10 +103,10 @@ def adapt(photo_dir: str | Path, run_dir: str | Path | None = None, *, epochs: i
         out.write_metrics(metrics)
     shutil.rmtree(out.training_backup, ignore_errors=True)
     if len(photos.y_test) >= MIN_CALIBRATION_PHOTOS:
-        _, record, path = calibrate_photo_model(out.model_path, model, photos)
+        calibration, _, path = calibrate_photo_model(out.model_path, model, photos)
         _say(on_progress, f"[fashion] calibrated on the held-out photos: temperature "
-             f"{record['temperature']:.3f}, \"not sure\" below {record['threshold']:.3f} -> "
-             f"{path}")
+             f"{calibration.temperature:.3f}, \"not sure\" below {calibration.threshold:.3f} "
+             f"-> {path}")
     else:
         _say(on_progress, f"[fashion] not calibrated: {len(photos.y_test)} photos held out, "
              f"fewer than the {MIN_CALIBRATION_PHOTOS} a threshold needs; the model answers as "
@@ -143,7 +143,6 @@ def calibrate_photo_model(model_path: str | Path, model=None, photos: Splits | N
     model = model if model is not None else load_model(model_path)
     calibration, record = calibrate(Predictor(model).probabilities(photos.x_test),
                                     photos.y_test)
-    record = {**dataclasses.asdict(calibration), **record}
     return calibration, record, write_calibration(model_path, calibration, record)
 
 
