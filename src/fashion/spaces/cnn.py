@@ -7,6 +7,7 @@ import keras
 
 from fashion.spaces.augment import AugmentedBatches, ShuffledBatches
 from fashion.spaces.base import SearchSpace
+from fashion.spaces.layers import FusedBatchNormalization
 from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
 
 CNN_MIN_BLOCKS, CNN_MAX_BLOCKS = 2, 3
@@ -41,7 +42,7 @@ class CNNHyperModel(SearchSpace):
             x = keras.layers.Conv2D(filters, kernel_size, padding="same",
                                     use_bias=not batch_norm)(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization()(x)
+                x = FusedBatchNormalization()(x)
             x = keras.layers.Activation("relu")(x)
             x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Flatten()(x)

@@ -7,6 +7,7 @@ import keras
 
 from fashion.spaces.augment import ShuffledBatches
 from fashion.spaces.base import SearchSpace
+from fashion.spaces.layers import FusedBatchNormalization
 from fashion.storage.classes import NUM_CLASSES, PHOTO_SHAPE
 
 # The network, stage by stage (64 -> 32 -> 16 -> 8 pixels): filters, and 3x3 convolutions per
@@ -54,7 +55,7 @@ class PhotoHyperModel(SearchSpace):
             for _ in range(repeats):
                 # Batch norm's shift makes the convolution's bias redundant.
                 x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-                x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+                x = FusedBatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
                 x = keras.layers.Activation("relu")(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
         x = keras.layers.Dropout(settings["dropout"], seed=self.seed + 6)(x)

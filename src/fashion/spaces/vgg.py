@@ -7,6 +7,7 @@ import keras
 from fashion.errors import ConfigError
 from fashion.spaces.augment import AugmentedBatches, ShuffledBatches
 from fashion.spaces.base import SearchSpace
+from fashion.spaces.layers import FusedBatchNormalization
 from fashion.spaces.networks import NETWORKS
 from fashion.spaces.schedules import OneCycle
 from fashion.storage.classes import INPUT_SHAPE, NUM_CLASSES
@@ -142,7 +143,7 @@ def _convolution(x, filters, momentum, policy, kernel_size=3):
     # Batch norm's shift makes the convolution's bias redundant.
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=False,
                             dtype=policy)(x)
-    x = keras.layers.BatchNormalization(momentum=momentum, dtype=policy)(x)
+    x = FusedBatchNormalization(momentum=momentum, dtype=policy)(x)
     return keras.layers.Activation("relu", dtype=policy)(x)
 
 
@@ -151,10 +152,10 @@ def _residual_pair(x, filters, momentum, policy):
     shortcut = x
     if x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, use_bias=False, dtype=policy)(x)
-        shortcut = keras.layers.BatchNormalization(momentum=momentum, dtype=policy)(shortcut)
+        shortcut = FusedBatchNormalization(momentum=momentum, dtype=policy)(shortcut)
     y = _convolution(x, filters, momentum, policy)
     y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=policy)(y)
-    y = keras.layers.BatchNormalization(momentum=momentum, dtype=policy)(y)
+    y = FusedBatchNormalization(momentum=momentum, dtype=policy)(y)
     y = keras.layers.Add(dtype=policy)([y, shortcut])
     return keras.layers.Activation("relu", dtype=policy)(y)
 
