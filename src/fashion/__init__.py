@@ -37,6 +37,7 @@ API = {
     "Predictor": "fashion.inference.predict", "load_predictor": "fashion.inference.predict",
     "RoutedPredictor": "fashion.inference.predict", "load_inputs": "fashion.inference.predict",
     "average_of": "fashion.spaces.layers",
+    "FusedBatchNormalization": "fashion.spaces.layers",
     "evaluate_model": "fashion.evaluation.evaluate",
     "load_trials": "fashion.tuning.trial_records",
     "write_report": "fashion.evaluation.report",
