@@ -132,6 +132,7 @@ def measure(names: list[str], out: Path, limit: int | None,
             "training_s": metrics["training_seconds"],
             "wall_s": round(wall_seconds, 1),
             "val_accuracy": metrics["validation"]["accuracy"],
+            "val_trained_on": metrics.get("validation_trained_on", False),
             "test_accuracy": measure_test_accuracies(run_dir / "model.keras", limit),
             "plan": plan and {k: plan[k] for k in ("budget_minutes", "device", "network",
                                                    "precision", "epochs")},
@@ -162,7 +163,8 @@ def format_table(rows: list[dict], markdown: bool) -> str:
               "Test acc, standard (10,000)", "Test acc, seed split (4,000)"]
     lines = [[row["description"], f"{row['parameters']:,}", _minutes(row["tuning_s"]),
               _minutes(row["training_s"]), _minutes(row["wall_s"]),
-              f"{row['val_accuracy']:.4f}", f"{row['test_accuracy']['standard']:.4f}",
+              f"{row['val_accuracy']:.4f}" + (" (trained on)" if row["val_trained_on"] else ""),
+              f"{row['test_accuracy']['standard']:.4f}",
               f"{row['test_accuracy']['seed']:.4f}"] for row in rows]
     if markdown:
         return "\n".join("| " + " | ".join(cells) + " |"

@@ -47,3 +47,14 @@ def test_compare_refuses_one_run_or_an_unfinished_one(two_runs, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert "compare needs two or more run directories" in err[0]
     assert "metrics.json is missing" in err[1]
+
+
+def test_a_validation_accuracy_of_trained_on_images_is_not_compared(two_runs, tmp_path, capsys):
+    first, second = two_runs
+    metrics = json.loads((second / rundir.METRICS).read_text())
+    (second / rundir.METRICS).write_text(json.dumps({**metrics, "validation_trained_on": True}))
+    assert main(["compare", str(first), str(second), "--json", "--out",
+                 str(tmp_path / "compare.html")]) == 0
+    rows = {row["run"]: row for row in json.loads(capsys.readouterr().out)["runs"]}
+    assert rows[str(second)]["val_accuracy"] is None
+    assert rows[str(first)]["val_accuracy"] == metrics["validation"]["accuracy"]

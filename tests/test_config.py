@@ -40,6 +40,7 @@ def test_explicit_options_win_over_the_preset():
     (dict(space="vgg", precision="mixed_float16"), "unknown precision 'mixed_float16'"),
     (dict(space="vgg", budget=float("inf")), "--budget must be at least 3 minutes"),
     (dict(space="cnn", network="vgg-2x"), "--network shapes the vgg spaces only"),
+    (dict(fold_validation=True, final_patience=3), "--fold-validation trains on the validation"),
 ])
 def test_absurd_options_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -56,6 +57,8 @@ def test_best_preset_plans_an_hour_and_keeps_the_test_set_out_of_every_choice():
     assert config.space == "vgg" and config.split == "standard"
     assert config.budget == 60  # minutes and epochs come from its plan (test_plan)
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
+    # Validation ranks the search's trials, then the final training learns from it too.
+    assert config.fold_validation
 
 
 def test_default_preset_plans_fifteen_minutes_on_the_seed_split():
@@ -63,6 +66,8 @@ def test_default_preset_plans_fifteen_minutes_on_the_seed_split():
     assert config.space == "vgg_quick" and config.split == "seed"
     assert config.max_trials == 1 and config.budget == 15
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
+    # Validation ranks the search's trials, then the final training learns from it too.
+    assert config.fold_validation
 
 
 def test_minutes_and_epochs_are_planned_or_set_by_hand_not_both():

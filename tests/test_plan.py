@@ -52,6 +52,14 @@ def test_a_longer_budget_buys_a_bigger_network_that_still_gets_its_epochs():
         pytest.approx(60, abs=0.02)
 
 
+def test_folding_validation_in_plans_epochs_of_all_the_images_and_no_validation_pass():
+    config = config_from_preset("default", fold_validation=True)
+    assert planning.training_images(config) == 66_000  # the seed split's 6,000 folded in
+    plan = planning.make_plan(config, CPU, FakeDevice(vgg_rate=1200))
+    assert plan.epochs == int(12.5 * 60 * 1800 / 66_000)
+    assert planning.training_images(config_from_preset("best")) == 60_000
+
+
 def test_a_fast_accelerator_gets_a_residual_network_bfloat16_and_in_graph_augmentation():
     device = FakeDevice(vgg_rate=200_000)
     plan = planning.make_plan(config_from_preset("best", budget=10.0), GPU, device)

@@ -127,3 +127,12 @@ def test_a_check_of_a_space_that_fixes_everything_is_not_reported_as_a_search(ti
                                                  f"{saved.metrics['tuning_seconds']:.0f} s "
                                                  "check of the space.")
     assert report.tuning_text(saved).startswith(f"A {saved.config.tuner} search")
+
+
+def test_a_run_that_trained_on_its_validation_images_says_so(run_copy, data_dir):
+    metrics = json.loads((run_copy / rundir.METRICS).read_text())
+    (run_copy / rundir.METRICS).write_text(json.dumps({**metrics, "validation_trained_on": True}))
+    assert main(["report", str(run_copy), "--data-dir", str(data_dir)]) == 0
+    markdown = (run_copy / rundir.REPORT_MD).read_text()
+    assert "| validation (trained on) |" in markdown
+    assert "only the test split judges the model" in markdown

@@ -109,6 +109,22 @@ def test_train_best_trains_the_final_epochs_and_keeps_the_history_an_epoch_at_a_
     assert model.output_shape == (None, 10)
 
 
+def test_folding_validation_in_trains_on_both_splits_without_validating(tmp_path, monkeypatch):
+    seen = []
+    # The cnn space fits on its shuffled batches of the images it is given.
+    monkeypatch.setattr(keras.Model, "fit", lambda model, batches, validation_data=None, **kw:
+                        seen.append((len(batches.x), validation_data))
+                        or keras.callbacks.History())
+    splits = _splits()
+    for fold in (False, True):
+        config = config_from_preset("cnn", final_epochs=1).replace(final_patience=None,
+                                                                   fold_validation=fold)
+        train_best(keras_tuner.HyperParameters(), splits, config, verbose=0)
+    (plain, validated), (folded, not_validated) = seen
+    assert plain == len(splits.x_train) and len(validated[0]) == len(splits.x_val)
+    assert folded == len(splits.x_train) + len(splits.x_val) and not_validated is None
+
+
 def test_a_flip_averaging_space_returns_a_model_that_answers_alike_for_an_image_and_its_mirror():
     config = config_from_preset("cnn", space="vgg", final_epochs=1, final_patience=None)
     model, history = train_best(keras_tuner.HyperParameters(), _splits(), config, verbose=0)

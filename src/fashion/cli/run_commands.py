@@ -113,6 +113,10 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-patience", type=int, help="early-stopping patience, final")
     parser.add_argument("--final-time-budget", type=float, metavar="MINUTES",
                         help="vgg space: end the final training, annealed, by this many minutes")
+    parser.add_argument("--fold-validation", action=argparse.BooleanOptionalAction,
+                        help="train the final model on the validation images too, once the "
+                        "search has used them; validation figures then describe trained-on "
+                        "images (default: the preset's; best folds them in)")
     parser.add_argument("--budget", type=float, metavar="MINUTES",
                         help="minutes for the whole run (vgg spaces): the network, precision, "
                         "search and training minutes and epochs are planned from this device's "

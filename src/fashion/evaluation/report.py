@@ -233,7 +233,7 @@ def summary_text(files: rundir.SavedRun) -> str:
 
 def metrics_table(metrics: dict, parts=("validation", "test")) -> Table:
     names = ["loss", "accuracy", "top2_accuracy", "macro_precision", "macro_recall", "macro_f1"]
-    rows = [[metrics[part]["split"], metrics[part]["n_images"],
+    rows = [[_split_label(metrics, part), metrics[part]["n_images"],
              *(metrics[part][n] for n in names)] for part in parts]
     return Table(["split", "images", "loss", "accuracy", "top-2 accuracy", "macro precision",
                   "macro recall", "macro F1"], rows)
@@ -287,10 +287,20 @@ def trials_table(files: rundir.SavedRun) -> Table:
                  highlight=files.trials.index(best) if best is not None else None)
 
 
+def _split_label(metrics: dict, part: str) -> str:
+    if part == "validation" and metrics.get("validation_trained_on"):
+        return "validation (trained on)"
+    return metrics[part]["split"]
+
+
 def data_text(files: rundir.SavedRun) -> str:
     sizes = files.metrics["sizes"]
+    folded = (" The search ranked its trials on the validation images; the final training then "
+              "learnt from them too, so the validation figures describe trained-on images and "
+              "only the test split judges the model." if files.metrics.get("validation_trained_on")
+              else "")
     return (f"Split `{files.metrics['split']}`: {sizes['train']:,} training, {sizes['val']:,} "
-            f"validation and {sizes['test']:,} test images.")
+            f"validation and {sizes['test']:,} test images.{folded}")
 
 
 def plan_text(saved: dict | None) -> list[str]:

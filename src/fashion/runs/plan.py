@@ -121,7 +121,9 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
     search = space_class(config.space).search_share * (budget - reserve)
     training = budget - reserve - search
     images = training_images(config)
-    epoch_cost = images + PREDICT_COST * min(STANDARD_VAL_SIZE, config.limit or STANDARD_VAL_SIZE)
+    validation = 0 if config.fold_validation else min(STANDARD_VAL_SIZE,
+                                                      config.limit or STANDARD_VAL_SIZE)
+    epoch_cost = images + PREDICT_COST * validation
 
     def epochs_at(rate: float) -> float:
         return 60 * training * rate / epoch_cost
@@ -182,7 +184,10 @@ def epoch_cap(estimated_epochs: int) -> int:
 def training_images(config: RunConfig) -> int:
     """How many images the final training sees, known before the data loads."""
     images = 60_000 - (STANDARD_VAL_SIZE if config.split == "standard" else 0)
-    return min(images, config.limit) if config.limit else images
+    images = min(images, config.limit) if config.limit else images
+    if config.fold_validation:
+        images += min(STANDARD_VAL_SIZE, config.limit) if config.limit else STANDARD_VAL_SIZE
+    return images
 
 
 def plan_run(config: RunConfig, run_dir: Path, overwrite: bool = False,

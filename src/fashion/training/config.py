@@ -58,6 +58,11 @@ class RunConfig:
     final_monitor: str = "val_loss"
     # Wall-clock minutes of the final training (vgg spaces only: their schedule anneals to fit).
     final_time_budget: float | None = None
+    # Fold the validation images into the final training once the search has used them: more
+    # images to learn from, at the price of the validation figures, which then describe images
+    # the model was trained on. Needs final_patience None (early stopping watches validation):
+    # the last epoch is kept, where a one-cycle schedule ends.
+    fold_validation: bool = False
     # The vgg spaces' network (fashion.spaces.networks; None: "vgg"), compute precision (a Keras
     # dtype policy; None: the space's own) and where augmentation runs (in the model's graph, or
     # NumPy on the host). A --budget chooses those left None for this device (fashion.runs.plan).
@@ -92,6 +97,10 @@ class RunConfig:
         _check_at_least("final-epochs", self.final_epochs, 1)
         if self.final_patience is not None:
             _check_at_least("final-patience", self.final_patience, 0)
+            if self.fold_validation:
+                raise ConfigError("--fold-validation trains on the validation images, so early "
+                                  "stopping cannot watch them; drop --final-patience, or pass "
+                                  "--no-fold-validation")
         _check_at_least("seed", self.seed, 0)
         if self.time_budget is not None and not self.time_budget > 0:
             raise ConfigError(f"--time-budget must be a positive number of minutes, got "
@@ -187,10 +196,12 @@ PRESETS: dict[str, dict] = {
     "cnn": dict(),
     # The most accurate model an hour affords (docs/benchmarks.md has figures): Hyperband ranks
     # the vgg space's training settings on 1-, 3- and 9-epoch runs of 12,000 images for a tenth
-    # of the hour, then one-cycle epochs on all the training images; the plan sizes the network
-    # and epochs for this device.
+    # of the hour, then one-cycle epochs on all 60,000 training images, the validation images
+    # folded in once the search has ranked on them; the plan sizes the network and epochs for
+    # this device.
     "best": dict(space="vgg", split="standard", max_epochs=9, factor=3,
-                 search_patience=None, search_images=12000, final_patience=None, budget=60.0),
+                 search_patience=None, search_images=12000, final_patience=None, budget=60.0,
+                 fold_validation=True),
 }
 
 

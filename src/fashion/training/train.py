@@ -152,7 +152,8 @@ def _seed_states(model) -> list:
 def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, config: RunConfig,
                verbose: int = 1, backup_dir: Path | None = None, history_path: Path | None = None,
                log_dir: Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train a fresh model on the training split, validating on the validation split.
+    """Train a fresh model on the training split, validating on the validation split, or on
+    both without validating where `config.fold_validation` says so.
 
     The model is built from the run's seed, so the same config trains the same model whatever
     ran before in the process. With a patience, `EarlyStopping(restore_best_weights=True)`
@@ -195,10 +196,13 @@ def train_best(hyperparameters: keras_tuner.HyperParameters, splits: Splits, con
         # A resumed training has the budget's remainder.
         spent = resumable.seconds_before if resumable else 0.0
         fit_options["deadline"] = time.monotonic() + 60 * config.final_time_budget - spent
-    history = hypermodel.fit(
-        hyperparameters, model, splits.x_train, one_hot(splits.y_train),
-        validation_data=(splits.x_val, one_hot(splits.y_val)),
-        epochs=config.final_epochs, callbacks=callbacks, verbose=verbose, **fit_options)
+    x, y, validation = splits.x_train, splits.y_train, (splits.x_val, one_hot(splits.y_val))
+    if config.fold_validation:
+        x, y = np.concatenate([x, splits.x_val]), np.concatenate([y, splits.y_val])
+        validation = None
+    history = hypermodel.fit(hyperparameters, model, x, one_hot(y), validation_data=validation,
+                             epochs=config.final_epochs, callbacks=callbacks, verbose=verbose,
+                             **fit_options)
     return _finished(model, hypermodel), resumable.history if resumable else history.history
 
 

@@ -134,6 +134,8 @@ def run(config: RunConfig, run_dir: Path | None = None, overwrite: bool = False,
             "tuning_seconds": round(searched.tuning_seconds, 1),
             "training_seconds": round(training_seconds, 1),
             "validation": evaluate_model(model, splits.x_val, splits.y_val, "validation"),
+            # Folded into the final training: its figures are then of trained-on images.
+            "validation_trained_on": config.fold_validation,
             "test": evaluate_model(model, splits.x_test, splits.y_test, "test"),
         }
         out.write_metrics(metrics)
