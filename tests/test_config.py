@@ -59,6 +59,8 @@ def test_best_preset_plans_an_hour_and_keeps_the_test_set_out_of_every_choice():
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
     # Validation ranks the search's trials, then the final training learns from it too.
     assert config.fold_validation
+    # Validation ranks the search's trials, then the final training learns from it too.
+    assert config.fold_validation
 
 
 def test_default_preset_plans_fifteen_minutes_on_the_seed_split():
@@ -66,8 +68,7 @@ def test_default_preset_plans_fifteen_minutes_on_the_seed_split():
     assert config.space == "vgg_quick" and config.split == "seed"
     assert config.max_trials == 1 and config.budget == 15
     assert config.final_patience is None  # the one-cycle schedule's last weights are kept
-    # Validation ranks the search's trials, then the final training learns from it too.
-    assert config.fold_validation
+    assert not config.fold_validation  # its validation judges the recipe's levers
 
 
 def test_minutes_and_epochs_are_planned_or_set_by_hand_not_both():
