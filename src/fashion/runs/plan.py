@@ -121,8 +121,7 @@ def make_plan(config: RunConfig, device: Device, measure) -> Plan:
     search = space_class(config.space).search_share * (budget - reserve)
     training = budget - reserve - search
     images = training_images(config)
-    validation = 0 if config.fold_validation else min(STANDARD_VAL_SIZE,
-                                                      config.limit or STANDARD_VAL_SIZE)
+    validation = 0 if config.fold_validation else validation_images(config)
     epoch_cost = images + PREDICT_COST * validation
 
     def epochs_at(rate: float) -> float:
@@ -185,9 +184,12 @@ def training_images(config: RunConfig) -> int:
     """How many images the final training sees, known before the data loads."""
     images = 60_000 - (STANDARD_VAL_SIZE if config.split == "standard" else 0)
     images = min(images, config.limit) if config.limit else images
-    if config.fold_validation:
-        images += min(STANDARD_VAL_SIZE, config.limit) if config.limit else STANDARD_VAL_SIZE
-    return images
+    return images + (validation_images(config) if config.fold_validation else 0)
+
+
+def validation_images(config: RunConfig) -> int:
+    """How many validation images a run has, known before the data loads."""
+    return min(STANDARD_VAL_SIZE, config.limit or STANDARD_VAL_SIZE)
 
 
 def plan_run(config: RunConfig, run_dir: Path, overwrite: bool = False,
